@@ -1,0 +1,3 @@
+from taichu_serve.cli import main
+
+main()

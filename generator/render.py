@@ -1,0 +1,48 @@
+"""Render the app template into a project directory (copier), then post-process it."""
+
+import tempfile
+from pathlib import Path
+from typing import Dict
+
+from . import __version__
+from .errors import UserError
+from .postprocess import compile_stubs, install_stubs, stub_versions
+
+
+def template_root() -> Path:
+    """Where copier.yml, templates/ and protos/ are: inside the wheel, or the source tree."""
+    here = Path(__file__).resolve().parent
+    for root in (here / "_template", here.parent):
+        if (root / "copier.yml").is_file() and (root / "templates" / "app").is_dir():
+            return root
+    raise UserError(f"the app template is missing from this installation ({here})")
+
+
+def render_project(dest: Path, answers: Dict, overwrite: bool = False) -> None:
+    """Render into dest; user-owned files that exist are always kept (copier.yml)."""
+    import copier
+
+    root = template_root()
+    with tempfile.TemporaryDirectory() as tmp:
+        stubs = compile_stubs(root / "protos", Path(tmp))
+        grpcio_version, protobuf_version = stub_versions(stubs[0].parent)
+        data = {
+            **answers,
+            "generator_version": __version__,
+            "grpcio_version": grpcio_version,
+            "protobuf_version": protobuf_version,
+        }
+        try:
+            copier.run_copy(
+                str(root),
+                str(dest),
+                data=data,
+                defaults=True,
+                overwrite=overwrite,
+                quiet=True,
+                skip_tasks=True,  # install_stubs below does the task's work
+                vcs_ref="HEAD",
+            )
+        except (copier.errors.CopierError, ValueError) as error:
+            raise UserError(f"rendering {dest} failed: {error}") from None
+        install_stubs(stubs, dest, __version__)

@@ -63,6 +63,22 @@ def format_source(text: str) -> str:
         return text
 
 
+DEFAULT_POOL = "DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile("
+PRIVATE_POOL = "from taichu_runtime.proto import POOL\n\nDESCRIPTOR = POOL.AddSerializedFile("
+
+
+def use_private_pool(source: str) -> str:
+    """Register the messages in the app's own descriptor pool, not protobuf's default one.
+
+    Triton's and KServe's clients register the same `inference.*` names in the default
+    pool; a model that imports tritonclient.grpc would otherwise crash the server at
+    start-up with "duplicate symbol 'inference.ServerLiveRequest'".
+    """
+    if DEFAULT_POOL not in source:
+        raise RuntimeError("unexpected protoc output: no default-pool registration found")
+    return source.replace(DEFAULT_POOL, PRIVATE_POOL)
+
+
 def install_stubs(stubs: List[Path], dest: Path, version: str) -> List[Path]:
     """Copy compiled stubs into the project with a header, black-formatted."""
     written = []
@@ -75,8 +91,11 @@ def install_stubs(stubs: List[Path], dest: Path, version: str) -> List[Path]:
             + ".proto"
         )
         header = HEADER.format(version=version, proto=proto, tools=grpc_tools_version())
+        source = stub.read_text()
+        if stub.name.endswith("_pb2.py"):
+            source = use_private_pool(source)
         path = target / stub.name
-        path.write_text(format_source(header + stub.read_text()))
+        path.write_text(format_source(header + source))
         written.append(path)
     return written
 

@@ -1,0 +1,148 @@
+"""Shared fixtures: render projects into temp dirs and run their servers as real processes."""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SERVICES = Path(__file__).resolve().parent / "services"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def cli(*args: str, cwd: Optional[Path] = None, check: bool = True) -> subprocess.CompletedProcess:
+    """Run the installed `taichu_serve` command."""
+    result = subprocess.run(
+        [sys.executable, "-m", "taichu_serve", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"taichu_serve {' '.join(args)} failed:\n{result.stderr}")
+    return result
+
+
+def render(directory: Path, *args: str) -> Path:
+    cli("init", str(directory), *args)
+    return directory
+
+
+class Server:
+    """A generated server running as a subprocess on free ports."""
+
+    def __init__(
+        self,
+        project: Path,
+        args: List[str] = (),
+        env: Optional[Dict[str, str]] = None,
+        python: str = sys.executable,
+    ) -> None:
+        self.project = project
+        self.http_port = free_port()
+        self.grpc_port = free_port()
+        self.http = f"http://127.0.0.1:{self.http_port}"
+        self.grpc = f"127.0.0.1:{self.grpc_port}"
+        self.log_path = project / f"server-{self.http_port}.log"
+        command = [
+            python,
+            "-m",
+            "taichu_runtime",
+            "--host",
+            "127.0.0.1",
+            "--http-port",
+            str(self.http_port),
+            "--grpc-port",
+            str(self.grpc_port),
+            *args,
+        ]
+        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        self._log = open(self.log_path, "w")
+        self.process = subprocess.Popen(
+            command, cwd=project, env=full_env, stdout=self._log, stderr=subprocess.STDOUT
+        )
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+    def wait_ready(self, timeout: float = 30) -> "Server":
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"server exited with {self.process.returncode}:\n{self.log}")
+            try:
+                if httpx.get(self.http + "/v2/health/ready", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise AssertionError(f"server not ready after {timeout} s:\n{self.log}")
+
+    def wait_exit(self, timeout: float = 30) -> int:
+        return self.process.wait(timeout=timeout)
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+        return self.process.returncode
+
+
+@pytest.fixture(scope="session")
+def project(tmp_path_factory) -> Path:
+    """A project rendered by `taichu_serve init`, untouched: the documented identity service."""
+    return render(tmp_path_factory.mktemp("render") / "project")
+
+
+@pytest.fixture(scope="session")
+def server(project):
+    running = Server(project).wait_ready()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def make_project(tmp_path):
+    """A fresh project whose customize_service.py is tests/services/<name>.py."""
+
+    def make(service: Optional[str] = None, *init_args: str) -> Path:
+        directory = render(tmp_path / "project", *init_args)
+        if service:
+            shutil.copy(SERVICES / f"{service}.py", directory / "customize_service.py")
+        return directory
+
+    return make
+
+
+@pytest.fixture
+def start_server():
+    started: List[Server] = []
+
+    def start(project: Path, *args: str, env=None, ready: bool = True) -> Server:
+        running = Server(project, list(args), env)
+        started.append(running)
+        return running.wait_ready() if ready else running
+
+    yield start
+    for running in started:
+        running.stop()

@@ -1,0 +1,141 @@
+"""Loading customize_service.py: the one subclass, 2.x packages, failures that stop the process."""
+
+import subprocess
+import sys
+
+import grpc
+import httpx
+import pytest
+
+import legacy_client
+from conftest import Server
+
+
+def write_service(project, source):
+    (project / "customize_service.py").write_text(source)
+
+
+BROKEN = {
+    "no subclass": (
+        "from taichu_serve import Service\nclass Helper:\n    pass\n",
+        "defines no subclass of Service (found: Helper)",
+    ),
+    "two subclasses": (
+        "from taichu_serve import Service\nclass A(Service):\n    pass\nclass B(Service):\n    pass\n",
+        "defines several Service subclasses (A, B)",
+    ),
+    "__init__ raises": (
+        "from taichu_serve import Service\n"
+        "class M(Service):\n"
+        "    def __init__(self, model_path):\n"
+        "        raise FileNotFoundError('weights.bin missing')\n",
+        "weights.bin missing",
+    ),
+    "_warmup raises": (
+        "from taichu_serve import Service\n"
+        "class M(Service):\n"
+        "    def _warmup(self):\n"
+        "        raise RuntimeError('warm-up failed: CUDA OOM')\n",
+        "warm-up failed: CUDA OOM",
+    ),
+    "syntax error": ("def broken(:\n", "SyntaxError"),
+}
+
+
+@pytest.mark.parametrize("case", list(BROKEN))
+def test_a_service_that_cannot_load_stops_the_process(make_project, case):
+    project = make_project()
+    source, message = BROKEN[case]
+    write_service(project, source)
+    server = Server(project)
+    code = server.wait_exit(timeout=30)
+    server.stop()
+    assert code == 1
+    assert message in server.log
+    assert "the model failed to load" in server.log
+
+
+def test_intermediate_base_class_is_not_the_model(make_project, start_server):
+    project = make_project()
+    write_service(
+        project,
+        "from taichu_serve import Service\n"
+        "class Base(Service):\n    pass\n"
+        "class Real(Base):\n    pass\n",
+    )
+    running = start_server(project)
+    assert httpx.get(running.http + "/v2/models/Real").status_code == 200
+
+
+def test_2x_model_package_serves_http_and_both_grpc_services(make_project, start_server):
+    running = start_server(make_project("legacy_2x"))
+    reply = httpx.post(
+        running.http + "/v2/models/ModelService/versions/1/infer",
+        json={"parameters": {"str": "s", "float": 1.5, "bool": True}},
+    ).json()
+    params = reply["parameters"]
+    assert params["count"] == 3 and params["big"] == 2**53 + 1
+    assert params["nested"] == {"keys": ["bool", "float", "str"], "none": None}
+    assert params["request_id"] == reply["id"]
+
+    # A 2.x client (2.x stubs) gets what its schema can show: numbers as floats.
+    with grpc.insecure_channel(running.grpc) as channel:
+        request = legacy_client.ModelInferRequest(model_name="ModelService", model_version="1")
+        request.parameters["str"].string_param = "s"
+        reply = legacy_client.model_infer(channel)(request)
+        got = legacy_client.as_dict(reply.parameters)
+        assert got["count"] == 1.0 and got["str"] == "s"
+        assert '"keys"' in got["nested"]
+
+    # A current client (the project's stubs) gets exact integers and nested values back.
+    script = (
+        "import sys, json, grpc\n"
+        "sys.path.insert(0, '.')\n"
+        "from taichu_runtime.proto import taichu_infer_pb2 as pb, taichu_infer_pb2_grpc as rpc\n"
+        "from taichu_runtime.proto import open_inference_pb2 as v2, open_inference_pb2_grpc as v2rpc\n"
+        f"channel = grpc.insecure_channel('{running.grpc}')\n"
+        "request = pb.ModelInferRequest(model_name='ModelService')\n"
+        "request.parameters['n'].int64_param = 2**62\n"
+        "request.parameters['deep'].json_param = json.dumps({'a': [1, {'b': None}]})\n"
+        "reply = rpc.GRPCInferenceServiceStub(channel).ModelInfer(request)\n"
+        "p = reply.parameters\n"
+        "print(p['n'].int64_param, p['big'].int64_param, p['count'].int64_param)\n"
+        "print(p['deep'].json_param)\n"
+        "print(p['nested'].json_param)\n"
+        "request = v2.ModelInferRequest(model_name='ModelService')\n"
+        "request.parameters['x'].string_param = 'y'\n"
+        "reply = v2rpc.GRPCInferenceServiceStub(channel).ModelInfer(request)\n"
+        "print(reply.parameters['nested'].string_param)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=running.project, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"{2**62} {2**53 + 1} 2"
+    assert lines[1].replace(" ", "") == '{"a":[1,{"b":null}]}'
+    assert lines[2] == '{"keys":["deep","n"],"none":null}'
+    assert lines[3] == '{"keys":["x"],"none":null}'
+
+
+def test_async_hooks_and_context(make_project, start_server):
+    running = start_server(make_project("async_hooks"))
+    reply = httpx.post(
+        running.http + "/v2/models/AsyncService/infer",
+        json={"id": "ctx-1", "inputs": [{"name": "x", "datatype": "INT32", "shape": [2], "data": [1, 2]}]},
+        headers={"X-Test": "yes"},
+    )
+    assert reply.status_code == 200, reply.text
+    outputs = {o["name"]: o["data"] for o in reply.json()["outputs"]}
+    assert outputs == {"x": [2, 4], "request_id": ["ctx-1"], "protocol": ["http"], "header": ["yes"]}
+
+
+def test_model_name_and_version_from_config(make_project, start_server):
+    project = make_project(None, "--name", "resnet-50")
+    config = (project / "config.ini").read_text().replace("version = 1", "version = 7")
+    (project / "config.ini").write_text(config)
+    running = start_server(project)
+    body = {"inputs": [{"name": "x", "datatype": "INT32", "shape": [1], "data": [1]}]}
+    assert httpx.post(running.http + "/v2/models/RESNET-50/versions/7/infer", json=body).status_code == 200
+    assert httpx.post(running.http + "/v2/models/resnet-50/versions/1/infer", json=body).status_code == 404
+    assert httpx.post(running.http + "/v2/models/ModelService/infer", json=body).status_code == 404

@@ -1,0 +1,105 @@
+"""Process-level behaviour: several workers, graceful shutdown, and a server with no
+taichu-serve installed."""
+
+import asyncio
+import signal
+import subprocess
+import sys
+import venv
+
+import httpx
+import numpy as np
+import pytest
+import tritonclient.grpc as triton_grpc
+
+from conftest import Server
+
+
+def test_two_workers_share_both_ports(make_project, start_server):
+    project = make_project()
+    (project / "customize_service.py").write_text(
+        "import os\nfrom taichu_serve import Service\n"
+        "class Pid(Service):\n"
+        "    thread_safe = True\n"
+        "    def _inference(self, data, context):\n"
+        "        return {'pid': os.getpid()}\n"
+    )
+    running = start_server(project, "--workers", "2")
+    body = {"inputs": [{"name": "x", "datatype": "INT32", "shape": [1], "data": [1]}]}
+    pids = set()
+    for _ in range(60):
+        with httpx.Client(base_url=running.http) as client:  # new connection each time
+            pids.add(client.post("/v2/models/Pid/infer", json=body).json()["outputs"][0]["data"][0])
+    assert len(pids) == 2, pids
+
+    grpc_pids = set()
+    for _ in range(40):
+        client = triton_grpc.InferenceServerClient(running.grpc)
+        item = triton_grpc.InferInput("x", [1], "INT32")
+        item.set_data_from_numpy(np.int32([1]))
+        grpc_pids.add(int(client.infer("Pid", [item]).as_numpy("pid")))
+        client.close()
+    assert grpc_pids <= pids and len(grpc_pids) >= 1
+    assert running.stop() == 0
+
+
+def test_worker_failing_to_load_stops_the_whole_server(make_project):
+    project = make_project()
+    (project / "customize_service.py").write_text(
+        "from taichu_serve import Service\n"
+        "class M(Service):\n"
+        "    def _warmup(self):\n"
+        "        raise RuntimeError('no GPU')\n"
+    )
+    server = Server(project, ["--workers", "2"])
+    assert server.wait_exit(timeout=60) == 1
+    server.stop()
+    assert "no GPU" in server.log
+
+
+def test_sigterm_lets_in_flight_requests_finish(make_project, start_server):
+    running = start_server(make_project("slow"))
+    body = {"inputs": [{"name": "x", "datatype": "INT32", "shape": [1], "data": [1]}]}
+
+    async def main():
+        async with httpx.AsyncClient(base_url=running.http, timeout=60) as client:
+            calls = [client.post("/v2/models/SlowService/infer", json=body) for _ in range(20)]
+            tasks = [asyncio.ensure_future(c) for c in calls]
+            await asyncio.sleep(0.15)  # requests are queued on the model thread
+            running.process.send_signal(signal.SIGTERM)
+            return await asyncio.gather(*tasks)
+
+    replies = asyncio.run(main())
+    assert [r.status_code for r in replies] == [200] * 20
+    assert running.wait_exit() == 0
+
+
+@pytest.fixture(scope="session")
+def bare_venv(tmp_path_factory, project):
+    """A venv with only the generated runtime's requirements: no taichu-serve."""
+    location = tmp_path_factory.mktemp("venv") / "runtime"
+    venv.create(location, with_pip=True)
+    python = str(location / "bin" / "python")
+    subprocess.run(
+        [python, "-m", "pip", "install", "-q", "-r", str(project / "taichu_runtime" / "requirements.txt")],
+        check=True,
+        timeout=600,
+    )
+    return python
+
+
+def test_generated_server_runs_without_taichu_serve(bare_venv, project, tmp_path):
+    missing = subprocess.run([bare_venv, "-c", "import taichu_serve"], capture_output=True, text=True)
+    assert missing.returncode != 0 and "No module named 'taichu_serve'" in missing.stderr
+    running = Server(project, python=bare_venv).wait_ready(timeout=60)
+    try:
+        body = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [1], "data": [1.5]}]}
+        reply = httpx.post(running.http + "/v2/models/ModelService/infer", json=body)
+        assert reply.json()["outputs"][0]["data"] == [1.5]
+        result = subprocess.run(
+            [bare_venv, "test/grpc_client.py", "--grpc-port", str(running.grpc_port)],
+            cwd=project, capture_output=True, text=True, timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+    finally:
+        assert running.stop() == 0

@@ -2,10 +2,13 @@
 
 import subprocess
 import sys
+import time
 
 import grpc
 import httpx
+import numpy as np
 import pytest
+import tritonclient.grpc as triton_grpc
 
 import legacy_client
 from conftest import Server
@@ -139,3 +142,36 @@ def test_model_name_and_version_from_config(make_project, start_server):
     assert httpx.post(running.http + "/v2/models/RESNET-50/versions/7/infer", json=body).status_code == 200
     assert httpx.post(running.http + "/v2/models/resnet-50/versions/1/infer", json=body).status_code == 404
     assert httpx.post(running.http + "/v2/models/ModelService/infer", json=body).status_code == 404
+
+
+def test_not_ready_while_loading_answers_503_and_unavailable(make_project, start_server):
+    project = make_project()
+    write_service(
+        project,
+        "import time\nfrom taichu_serve import Service\n"
+        "class Slow(Service):\n"
+        "    def _warmup(self):\n"
+        "        time.sleep(4)\n",
+    )
+    running = start_server(project, ready=False)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            if httpx.get(running.http + "/v2/health/live", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            assert time.monotonic() < deadline, running.log
+            time.sleep(0.05)
+    assert httpx.get(running.http + "/v2/health/ready").status_code == 503
+    body = {"inputs": [{"name": "x", "datatype": "INT32", "shape": [1], "data": [1]}]}
+    reply = httpx.post(running.http + "/v2/models/Slow/infer", json=body)
+    assert reply.status_code == 503 and "still loading" in reply.json()["error"]
+    client = triton_grpc.InferenceServerClient(running.grpc)
+    assert client.is_server_live() and not client.is_server_ready()
+    item = triton_grpc.InferInput("x", [1], "INT32")
+    item.set_data_from_numpy(np.int32([1]))
+    with pytest.raises(Exception) as raised:
+        client.infer("Slow", [item])
+    assert "UNAVAILABLE" in str(raised.value)
+    running.wait_ready()
+    assert httpx.post(running.http + "/v2/models/Slow/infer", json=body).status_code == 200

@@ -158,4 +158,8 @@ def test_generated_example_clients_run(project, server):
     grpc_out = run_example(project, "grpc_client.py", server)
     assert "int64_param: 42" in grpc_out and "[[0. 1.]" in grpc_out
     stream_out = run_example(project, "stream_grpc_client.py", server)
-    assert "message-2: x = [2, 2, 2]" in stream_out
+    assert "message-0: text_input = ['Hello, streaming!']" in stream_out
+    assert "message-1: text_input = ['A second message on the same stream.']" in stream_out
+    sse_out = run_example(project, "sse_client.py", server)
+    assert "'text_input': 'Hello, SSE!'" in sse_out and "'model_name': 'ModelService'" in sse_out
+

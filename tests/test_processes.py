@@ -4,7 +4,6 @@ taichu-serve installed."""
 import asyncio
 import signal
 import subprocess
-import sys
 import venv
 
 import httpx

@@ -1,0 +1,57 @@
+"""Streams tokens; keeps a counter in the stream's context; records generator clean-up.
+
+Everything is steered by request parameters: mode = tokens | async | count | error | stats.
+"""
+
+import asyncio
+import time
+
+from taichu_serve import Service
+
+
+class StreamingService(Service):
+    def __init__(self, model_path):
+        super().__init__(model_path)
+        self.finally_runs = 0
+        self.stream_contexts = []
+
+    def _postprocess(self, data, context):
+        options = context["parameters"]
+        mode = options.get("mode", "tokens")
+        if mode == "stats":
+            return {
+                "finally_runs": self.finally_runs,
+                # contexts of finished streams are emptied by the server
+                "open_contexts": sum(1 for c in self.stream_contexts if c),
+            }
+        count = int(options.get("n", 5))
+        delay = float(options.get("delay", 0))
+        if mode == "count":
+            if "count" not in context:
+                self.stream_contexts.append(context)
+            context["count"] = context.get("count", 0) + 1
+            return {"count": context["count"]}
+        if mode == "error":
+            raise ValueError("this message is bad")
+        if mode == "async":
+            return self._async_tokens(count, delay)
+        return self._tokens(count, delay, int(options.get("fail_at", -1)))
+
+    def _tokens(self, count, delay, fail_at):
+        try:
+            for index in range(count):
+                if delay:
+                    time.sleep(delay)
+                if index == fail_at:
+                    raise RuntimeError(f"failed at item {index}")
+                yield {"index": index, "token": f"tok{index}"}
+        finally:
+            self.finally_runs += 1
+
+    async def _async_tokens(self, count, delay):
+        try:
+            for index in range(count):
+                await asyncio.sleep(delay)
+                yield f"tok{index}"  # not a dict: sent as {"text_output": ...}
+        finally:
+            self.finally_runs += 1

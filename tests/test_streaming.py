@@ -1,0 +1,263 @@
+"""Streaming: bidirectional gRPC (Triton's and 2.x's ModelStreamInfer) and HTTP SSE."""
+
+import asyncio
+import json
+import queue
+import time
+
+import grpc
+import httpx
+import numpy as np
+import pytest
+import tritonclient.grpc as triton_grpc
+from tritonclient.grpc import service_pb2 as pb2
+
+import legacy_client
+from conftest import SERVICES, Server, render
+
+MODEL = "StreamingService"
+
+
+@pytest.fixture(scope="module")
+def streamer(tmp_path_factory):
+    directory = render(tmp_path_factory.mktemp("streaming") / "project")
+    (directory / "customize_service.py").write_text((SERVICES / "streaming.py").read_text())
+    running = Server(directory).wait_ready()
+    yield running
+    running.stop()
+
+
+def message(request_id="m", **parameters):
+    request = pb2.ModelInferRequest(model_name=MODEL, id=request_id)
+    request.inputs.add(name="x", datatype="INT32", shape=[1]).contents.int_contents.append(1)
+    for key, value in parameters.items():
+        if isinstance(value, str):
+            request.parameters[key].string_param = value
+        elif isinstance(value, bool):
+            request.parameters[key].bool_param = value
+        elif isinstance(value, int):
+            request.parameters[key].int64_param = value
+        else:
+            request.parameters[key].double_param = value
+    return request
+
+
+def stream_call(channel):
+    return channel.stream_stream(
+        "/inference.GRPCInferenceService/ModelStreamInfer",
+        request_serializer=pb2.ModelInferRequest.SerializeToString,
+        response_deserializer=pb2.ModelStreamInferResponse.FromString,
+    )
+
+
+def token(reply):
+    response = reply.infer_response
+    outputs = {o.name: i for i, o in enumerate(response.outputs)}
+    raw = response.raw_output_contents
+    if raw:
+        return bytes(raw[outputs["token"]][4:]).decode()
+    return response.outputs[outputs["token"]].contents.bytes_contents[0].decode()
+
+
+def stats(server):
+    body = {"parameters": {"mode": "stats"}}
+    return httpx.post(f"{server.http}/v2/models/{MODEL}/infer", json=body).json()["parameters"]
+
+
+def wait_for(predicate, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+
+
+def test_tritonclient_stream(streamer):
+    replies = queue.Queue()
+    client = triton_grpc.InferenceServerClient(streamer.grpc)
+    client.start_stream(callback=lambda result, error: replies.put((result, error)))
+    item = triton_grpc.InferInput("x", [1], "INT32")
+    item.set_data_from_numpy(np.int32([1]))
+    client.async_stream_infer(MODEL, [item], request_id="s1", parameters={"n": 4})
+    got = [replies.get(timeout=10) for _ in range(4)]
+    client.stop_stream()
+    assert all(error is None for _, error in got)
+    assert [r.as_numpy("token").item() for r, _ in got] == [b"tok0", b"tok1", b"tok2", b"tok3"]
+    assert [int(r.as_numpy("index")) for r, _ in got] == [0, 1, 2, 3]
+    assert all(r.get_response().id == "s1" for r, _ in got)
+
+
+def test_tritonclient_empty_final_response(streamer):
+    replies = queue.Queue()
+    client = triton_grpc.InferenceServerClient(streamer.grpc)
+    client.start_stream(callback=lambda result, error: replies.put((result, error)))
+    item = triton_grpc.InferInput("x", [1], "INT32")
+    item.set_data_from_numpy(np.int32([1]))
+    client.async_stream_infer(
+        MODEL, [item], parameters={"n": 2}, enable_empty_final_response=True
+    )
+    got = [replies.get(timeout=10)[0].get_response() for _ in range(3)]
+    client.stop_stream()
+    flags = [r.parameters["triton_final_response"].bool_param for r in got]
+    assert flags == [False, False, True]
+    assert len(got[2].outputs) == 0
+
+
+def test_thousand_items_arrive_complete_and_in_order(streamer):
+    with grpc.insecure_channel(streamer.grpc) as channel:
+        replies = list(stream_call(channel)(iter([message(n=1000)]), timeout=30))
+    assert [token(r) for r in replies] == [f"tok{i}" for i in range(1000)]
+
+
+def test_first_item_arrives_before_the_generator_finishes(streamer):
+    with grpc.insecure_channel(streamer.grpc) as channel:
+        started = time.perf_counter()
+        arrivals = []
+        for _ in stream_call(channel)(iter([message(n=10, delay=0.1)]), timeout=30):
+            arrivals.append(time.perf_counter() - started)
+    assert len(arrivals) == 10
+    assert arrivals[0] < 0.35 and arrivals[-1] > 0.9  # first after ~0.1 s of ~1 s
+
+
+def test_context_lives_for_one_stream(streamer):
+    with grpc.insecure_channel(streamer.grpc) as channel:
+        call = stream_call(channel)
+        for _ in range(2):  # a new stream starts from an empty context
+            messages = [message(f"c{i}", mode="count", n=1) for i in range(3)]
+            replies = list(call(iter(messages), timeout=10))
+            counts = [int(r.infer_response.outputs[0].contents.int64_contents[0]) for r in replies]
+            assert counts == [1, 2, 3]
+    wait_for(lambda: stats(streamer)["open_contexts"] == 0)
+
+
+def test_half_close_completes_promptly(streamer):
+    async def main():
+        async with grpc.aio.insecure_channel(streamer.grpc) as channel:
+            call = stream_call(channel)()
+            await call.write(message(n=3))
+            await call.done_writing()
+            started = time.perf_counter()
+            items = [reply async for reply in call]
+            return items, time.perf_counter() - started, await call.code()
+
+    items, elapsed, code = asyncio.run(main())
+    assert len(items) == 3 and code == grpc.StatusCode.OK
+    assert elapsed < 1.0
+
+
+def test_cancel_mid_stream_runs_the_generators_finally(streamer):
+    before = stats(streamer)["finally_runs"]
+    with grpc.insecure_channel(streamer.grpc) as channel:
+        call = stream_call(channel)(iter([message(n=1000, delay=0.01)]), timeout=30)
+        assert token(next(call)) == "tok0"
+        call.cancel()
+    wait_for(lambda: stats(streamer)["finally_runs"] == before + 1)
+
+
+def test_an_error_answers_its_message_and_the_stream_goes_on(streamer):
+    messages = [message("a", n=2), message("b", mode="error"), message("c", n=2, fail_at=1), message("d", n=1)]
+    with grpc.insecure_channel(streamer.grpc) as channel:
+        replies = list(stream_call(channel)(iter(messages), timeout=10))
+    summary = [(r.infer_response.id, r.error_message or token(r)) for r in replies]
+    assert summary == [
+        ("a", "tok0"),
+        ("a", "tok1"),
+        ("b", "the model raised ValueError: this message is bad"),
+        ("c", "tok0"),
+        ("c", "the model raised RuntimeError: failed at item 1"),
+        ("d", "tok0"),
+    ]
+
+
+def test_2x_stream_client_gets_each_item(streamer):
+    def messages():
+        for index in range(2):
+            request = legacy_client.ModelInferRequest(model_name=MODEL, id=f"old{index}")
+            request.parameters["n"].float_param = 3
+            yield request
+
+    with grpc.insecure_channel(streamer.grpc) as channel:
+        replies = list(legacy_client.model_stream_infer(channel)(messages(), timeout=10))
+    tokens = [legacy_client.as_dict(r.parameters)["token"] for r in replies]
+    assert tokens == ["tok0", "tok1", "tok2"] * 2
+    assert [r.id for r in replies] == ["old0"] * 3 + ["old1"] * 3
+
+
+# -- HTTP ------------------------------------------------------------------------------------
+
+
+def sse_events(response):
+    for line in response.iter_lines():
+        if line.startswith("data: "):
+            yield json.loads(line[len("data: "):])
+
+
+def test_sse_stream_with_httpx(streamer):
+    body = {"text_input": "hello", "parameters": {"n": 3}}
+    url = f"{streamer.http}/v2/models/{MODEL}/generate_stream"
+    with httpx.stream("POST", url, json=body, timeout=10) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        events = list(sse_events(response))
+    assert [(e["index"], e["token"]) for e in events] == [(0, "tok0"), (1, "tok1"), (2, "tok2")]
+    assert all(e["model_name"] == MODEL for e in events)
+
+
+def test_sse_async_generator_of_strings(streamer):
+    body = {"parameters": {"mode": "async", "n": 2}}
+    url = f"{streamer.http}/v2/models/{MODEL}/generate_stream"
+    with httpx.stream("POST", url, json=body, timeout=10) as response:
+        events = list(sse_events(response))
+    assert [e["text_output"] for e in events] == ["tok0", "tok1"]
+
+
+def test_generate_and_sse_errors(streamer):
+    url = f"{streamer.http}/v2/models/{MODEL}"
+    reply = httpx.post(url + "/generate", json={"parameters": {"mode": "count"}})
+    assert reply.status_code == 200 and reply.json()["count"] == 1
+    reply = httpx.post(url + "/generate_stream", json={"parameters": {"mode": "error"}})
+    assert reply.status_code == 500 and "this message is bad" in reply.json()["error"]
+    reply = httpx.post(url + "/generate", json={"parameters": {"n": 2}})
+    assert reply.status_code == 500 and "streaming endpoint" in reply.json()["error"]
+    with httpx.stream("POST", url + "/generate_stream", json={"parameters": {"n": 3, "fail_at": 1}}) as r:
+        events = list(sse_events(r))
+    assert events[0]["token"] == "tok0" and "failed at item 1" in events[1]["error"]
+
+
+def test_sse_disconnect_stops_the_generator(streamer):
+    before = stats(streamer)["finally_runs"]
+    url = f"{streamer.http}/v2/models/{MODEL}/generate_stream"
+    body = {"parameters": {"n": 1000, "delay": 0.01}}
+    with httpx.stream("POST", url, json=body, timeout=10) as response:
+        first = next(sse_events(response))
+        assert first["token"] == "tok0"
+    wait_for(lambda: stats(streamer)["finally_runs"] == before + 1)
+
+
+def test_twenty_streams_and_unary_traffic_together(streamer):
+    async def main():
+        async with grpc.aio.insecure_channel(streamer.grpc) as channel, httpx.AsyncClient(
+            base_url=streamer.http, timeout=30
+        ) as client:
+
+            async def one_stream(index):
+                call = stream_call(channel)
+                replies = [r async for r in call(iter([message(f"s{index}", n=20, delay=0.005)]))]
+                return [token(r) for r in replies], {r.infer_response.id for r in replies}
+
+            async def one_unary(index):
+                body = {"id": f"u{index}", "parameters": {"mode": "count"}}
+                started = time.perf_counter()
+                reply = await client.post(f"/v2/models/{MODEL}/infer", json=body)
+                return reply.json(), time.perf_counter() - started
+
+            streams = [one_stream(i) for i in range(20)]
+            unaries = [one_unary(i) for i in range(40)]
+            results = await asyncio.gather(*streams, *unaries)
+            return results[:20], results[20:]
+
+    streams, unaries = asyncio.run(main())
+    for index, (tokens, ids) in enumerate(streams):
+        assert tokens == [f"tok{i}" for i in range(20)] and ids == {f"s{index}"}
+    for index, (body, latency) in enumerate(unaries):
+        assert body["id"] == f"u{index}" and body["parameters"] == {"count": 1}
+        assert latency < 2.0

@@ -42,6 +42,14 @@ def render(directory: Path, *args: str) -> Path:
     return directory
 
 
+def readme_example(heading: str) -> str:
+    """The first python code block after a heading of README.md: docs examples are tested."""
+    text = (REPO / "README.md").read_text()
+    section = text[text.index(heading) :]
+    start = section.index("```python\n") + len("```python\n")
+    return section[start : section.index("```", start)]
+
+
 class Server:
     """A generated server running as a subprocess on free ports."""
 

@@ -11,7 +11,7 @@ import pytest
 import tritonclient.grpc as triton_grpc
 
 import legacy_client
-from conftest import Server
+from conftest import Server, readme_example
 
 
 def write_service(project, source):
@@ -175,3 +175,12 @@ def test_not_ready_while_loading_answers_503_and_unavailable(make_project, start
     assert "UNAVAILABLE" in str(raised.value)
     running.wait_ready()
     assert httpx.post(running.http + "/v2/models/Slow/infer", json=body).status_code == 200
+
+
+def test_readme_service_example(make_project, start_server):
+    project = make_project()
+    write_service(project, readme_example("## Writing customize_service.py"))
+    running = start_server(project)
+    body = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [2], "data": [1.5, -2]}]}
+    reply = httpx.post(running.http + "/v2/models/ModelService/infer", json=body).json()
+    assert reply["outputs"] == [{"name": "y", "datatype": "FP32", "shape": [2], "data": [3.0, -4.0]}]

@@ -13,7 +13,7 @@ import tritonclient.grpc as triton_grpc
 from tritonclient.grpc import service_pb2 as pb2
 
 import legacy_client
-from conftest import SERVICES, Server, render
+from conftest import SERVICES, Server, readme_example, render
 
 MODEL = "StreamingService"
 
@@ -261,3 +261,22 @@ def test_twenty_streams_and_unary_traffic_together(streamer):
     for index, (body, latency) in enumerate(unaries):
         assert body["id"] == f"u{index}" and body["parameters"] == {"count": 1}
         assert latency < 2.0
+
+
+def test_readme_streaming_example(make_project, start_server):
+    project = make_project()
+    (project / "customize_service.py").write_text(readme_example("## Streaming"))
+    running = start_server(project)
+    body = {"text_input": "one two three", "parameters": {"max_tokens": 2}}
+    url = f"{running.http}/v2/models/ModelService/generate_stream"
+    with httpx.stream("POST", url, json=body, timeout=10) as response:
+        assert [e["text_output"] for e in sse_events(response)] == ["one", "two"]
+    client = triton_grpc.InferenceServerClient(running.grpc)
+    replies = queue.Queue()
+    client.start_stream(callback=lambda result, error: replies.put((result, error)))
+    item = triton_grpc.InferInput("text_input", [1], "BYTES")
+    item.set_data_from_numpy(np.array([b"alpha beta"], dtype=object))
+    client.async_stream_infer("ModelService", [item])
+    got = [replies.get(timeout=10)[0].as_numpy("text_output").item() for _ in range(2)]
+    client.stop_stream()
+    assert got == [b"alpha", b"beta"]

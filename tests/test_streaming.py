@@ -280,3 +280,34 @@ def test_readme_streaming_example(make_project, start_server):
     got = [replies.get(timeout=10)[0].as_numpy("text_output").item() for _ in range(2)]
     client.stop_stream()
     assert got == [b"alpha", b"beta"]
+
+
+def test_a_slow_reader_holds_the_generator_back(streamer):
+    """1,000 items of 64 KiB would be 64 MiB; a reader that stops after one keeps the
+    generator to what the transport buffers (flow control), on gRPC and on SSE."""
+    with grpc.insecure_channel(streamer.grpc) as channel:
+        call = stream_call(channel)(iter([message(mode="big", n=1000)]), timeout=30)
+        next(call)
+        time.sleep(1.0)
+        assert stats(streamer)["produced"] < 200
+        call.cancel()
+    url = f"{streamer.http}/v2/models/{MODEL}/generate_stream"
+    with httpx.stream("POST", url, json={"parameters": {"mode": "big", "n": 1000}}) as response:
+        next(response.iter_lines())
+        time.sleep(1.0)
+        assert stats(streamer)["produced"] < 200
+
+
+def test_with_two_workers_a_stream_keeps_its_context(tmp_path):
+    directory = render(tmp_path / "project")
+    (directory / "customize_service.py").write_text((SERVICES / "streaming.py").read_text())
+    running = Server(directory, ["--workers", "2"]).wait_ready()
+    try:
+        for _ in range(4):  # new channels, so streams land on either worker
+            with grpc.insecure_channel(running.grpc) as channel:
+                messages = [message(f"c{i}", mode="count") for i in range(3)]
+                replies = list(stream_call(channel)(iter(messages), timeout=10))
+            counts = [int(r.infer_response.outputs[0].contents.int64_contents[0]) for r in replies]
+            assert counts == [1, 2, 3]
+    finally:
+        assert running.stop() == 0

@@ -23,7 +23,9 @@ class StreamingService(Service):
                 "finally_runs": self.finally_runs,
                 # contexts of finished streams are emptied by the server
                 "open_contexts": sum(1 for c in self.stream_contexts if c),
+                "produced": getattr(self, "produced", 0),
             }
+
         count = int(options.get("n", 5))
         delay = float(options.get("delay", 0))
         if mode == "count":
@@ -35,6 +37,9 @@ class StreamingService(Service):
             raise ValueError("this message is bad")
         if mode == "async":
             return self._async_tokens(count, delay)
+        if mode == "big":
+            return self._big_items(count)
+
         return self._tokens(count, delay, int(options.get("fail_at", -1)))
 
     def _tokens(self, count, delay, fail_at):
@@ -48,7 +53,14 @@ class StreamingService(Service):
         finally:
             self.finally_runs += 1
 
+    def _big_items(self, count):
+        self.produced = 0
+        for index in range(count):
+            self.produced += 1
+            yield {"index": index, "blob": "x" * 65536}
+
     async def _async_tokens(self, count, delay):
+
         try:
             for index in range(count):
                 await asyncio.sleep(delay)

@@ -23,7 +23,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def cli(*args: str, cwd: Optional[Path] = None, check: bool = True) -> subprocess.CompletedProcess:
+def cli(
+    *args: str, cwd: Optional[Path] = None, check: bool = True
+) -> subprocess.CompletedProcess:
     """Run the installed `taichu_serve` command."""
     result = subprocess.run(
         [sys.executable, "-m", "taichu_serve", *args],
@@ -81,7 +83,11 @@ class Server:
         full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         self._log = open(self.log_path, "w")
         self.process = subprocess.Popen(
-            command, cwd=project, env=full_env, stdout=self._log, stderr=subprocess.STDOUT
+            command,
+            cwd=project,
+            env=full_env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
         )
 
     @property
@@ -92,9 +98,14 @@ class Server:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise AssertionError(f"server exited with {self.process.returncode}:\n{self.log}")
+                raise AssertionError(
+                    f"server exited with {self.process.returncode}:\n{self.log}"
+                )
             try:
-                if httpx.get(self.http + "/v2/health/ready", timeout=1).status_code == 200:
+                if (
+                    httpx.get(self.http + "/v2/health/ready", timeout=1).status_code
+                    == 200
+                ):
                     return self
             except httpx.HTTPError:
                 pass

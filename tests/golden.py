@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Dict
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "project"
-SKIPPED = re.compile(r"(^\.copier-answers\.yml$|_pb2(_grpc)?\.py$|/__pycache__/|\.log$)")
+SKIPPED = re.compile(
+    r"(^\.copier-answers\.yml$|_pb2(_grpc)?\.py$|/__pycache__/|\.log$)"
+)
 PINS = re.compile(r"^(grpcio|protobuf)>=\S+$", re.MULTILINE)
 
 
@@ -20,7 +22,9 @@ def snapshot(project: Path) -> Dict[str, str]:
     for path in sorted(project.rglob("*")):
         relative = path.relative_to(project).as_posix()
         if path.is_file() and not SKIPPED.search(relative):
-            files[relative] = PINS.sub(r"\1>=<version of the compiled stubs>", path.read_text())
+            files[relative] = PINS.sub(
+                r"\1>=<version of the compiled stubs>", path.read_text()
+            )
     return files
 
 

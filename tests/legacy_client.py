@@ -21,14 +21,20 @@ def _file() -> descriptor_pb2.FileDescriptorProto:
         ("float_param", 2, F.TYPE_FLOAT),
         ("string_param", 3, F.TYPE_STRING),
     ):
-        param.field.add(name=name, number=number, type=kind, label=F.LABEL_OPTIONAL, oneof_index=0)
+        param.field.add(
+            name=name, number=number, type=kind, label=F.LABEL_OPTIONAL, oneof_index=0
+        )
     for message in ("ModelInferRequest", "ModelInferResponse"):
         m = fd.message_type.add(name=message)
         for name, number in (("model_name", 1), ("model_version", 2), ("id", 3)):
-            m.field.add(name=name, number=number, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
+            m.field.add(
+                name=name, number=number, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL
+            )
         entry = m.nested_type.add(name="ParametersEntry")
         entry.options.map_entry = True
-        entry.field.add(name="key", number=1, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
+        entry.field.add(
+            name="key", number=1, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL
+        )
         entry.field.add(
             name="value",
             number=2,
@@ -48,7 +54,9 @@ def _file() -> descriptor_pb2.FileDescriptorProto:
 
 _pool = descriptor_pool.DescriptorPool()
 _pool.Add(_file())
-InferParameter = message_factory.GetMessageClass(_pool.FindMessageTypeByName("taichu_infer.InferParameter"))
+InferParameter = message_factory.GetMessageClass(
+    _pool.FindMessageTypeByName("taichu_infer.InferParameter")
+)
 ModelInferRequest = message_factory.GetMessageClass(
     _pool.FindMessageTypeByName("taichu_infer.ModelInferRequest")
 )
@@ -74,4 +82,7 @@ def model_stream_infer(channel):
 
 
 def as_dict(parameters) -> dict:
-    return {key: getattr(value, value.WhichOneof("parameter_choice")) for key, value in parameters.items()}
+    return {
+        key: getattr(value, value.WhichOneof("parameter_choice"))
+        for key, value in parameters.items()
+    }

@@ -14,14 +14,26 @@ MODEL = "ModelService"
 def test_200_concurrent_http_requests_each_get_their_own_answer(server):
     async def main():
         limits = httpx.Limits(max_connections=200)
-        async with httpx.AsyncClient(base_url=server.http, limits=limits, timeout=60) as client:
+        async with httpx.AsyncClient(
+            base_url=server.http, limits=limits, timeout=60
+        ) as client:
 
             async def one(index):
                 body = {
                     "id": f"req-{index}",
                     "inputs": [
-                        {"name": "x", "datatype": "INT64", "shape": [3], "data": [index, index * 2, -index]},
-                        {"name": "s", "datatype": "BYTES", "shape": [1], "data": [f"text-{index}"]},
+                        {
+                            "name": "x",
+                            "datatype": "INT64",
+                            "shape": [3],
+                            "data": [index, index * 2, -index],
+                        },
+                        {
+                            "name": "s",
+                            "datatype": "BYTES",
+                            "shape": [1],
+                            "data": [f"text-{index}"],
+                        },
                     ],
                 }
                 reply = await client.post(f"/v2/models/{MODEL}/infer", json=body)
@@ -48,7 +60,9 @@ def test_200_concurrent_grpc_requests_each_get_their_own_answer(server):
             async def one(index):
                 request = pb2.ModelInferRequest(model_name=MODEL, id=f"g-{index}")
                 request.inputs.add(name="x", datatype="FP32", shape=[2])
-                request.raw_input_contents.append(np.float32([index, index / 7]).tobytes())
+                request.raw_input_contents.append(
+                    np.float32([index, index / 7]).tobytes()
+                )
                 return index, await infer(request, timeout=60)
 
             return await asyncio.gather(*(one(i) for i in range(200)))
@@ -59,14 +73,25 @@ def test_200_concurrent_grpc_requests_each_get_their_own_answer(server):
         assert np.array_equal(got, np.float32([index, index / 7]))
 
 
-def test_one_request_at_a_time_per_instance_and_health_stays_fast(make_project, start_server):
+def test_one_request_at_a_time_per_instance_and_health_stays_fast(
+    make_project, start_server
+):
     running = start_server(make_project("slow"))
 
     async def main():
         async with httpx.AsyncClient(base_url=running.http, timeout=60) as client:
 
             async def one(index):
-                body = {"inputs": [{"name": "x", "datatype": "INT32", "shape": [1], "data": [index]}]}
+                body = {
+                    "inputs": [
+                        {
+                            "name": "x",
+                            "datatype": "INT32",
+                            "shape": [1],
+                            "data": [index],
+                        }
+                    ]
+                }
                 return await client.post("/v2/models/SlowService/infer", json=body)
 
             work = asyncio.gather(*(one(i) for i in range(20)))

@@ -15,8 +15,12 @@ GOOD = {"inputs": [{"name": "x", "datatype": "INT32", "shape": [2], "data": [1, 
 @pytest.fixture(scope="module")
 def failing(tmp_path_factory):
     directory = render(tmp_path_factory.mktemp("failing") / "project")
-    (directory / "customize_service.py").write_text((SERVICES / "failing.py").read_text())
-    running = Server(directory, ["--max-request-size", str(32 * 1024 * 1024)]).wait_ready()
+    (directory / "customize_service.py").write_text(
+        (SERVICES / "failing.py").read_text()
+    )
+    running = Server(
+        directory, ["--max-request-size", str(32 * 1024 * 1024)]
+    ).wait_ready()
     yield running
     running.stop()
 
@@ -29,30 +33,89 @@ def post(server, body=None, model="FailingService", content=None, headers=None):
 
 
 def tensor(datatype="INT32", shape=(2,), data=(1, 2), name="x"):
-    return {"inputs": [{"name": name, "datatype": datatype, "shape": list(shape), "data": list(data)}]}
+    return {
+        "inputs": [
+            {
+                "name": name,
+                "datatype": datatype,
+                "shape": list(shape),
+                "data": list(data),
+            }
+        ]
+    }
 
 
 HTTP_CASES = [
-    ("unknown model", dict(body=GOOD, model="nope"), 404, "model 'nope' is not served here"),
-    ("unknown version", dict(body=GOOD, model="FailingService/versions/9"), 404, "no version '9'"),
-    ("malformed JSON", dict(content=b'{"inputs": [', headers={}), 400, "not valid JSON"),
+    (
+        "unknown model",
+        dict(body=GOOD, model="nope"),
+        404,
+        "model 'nope' is not served here",
+    ),
+    (
+        "unknown version",
+        dict(body=GOOD, model="FailingService/versions/9"),
+        404,
+        "no version '9'",
+    ),
+    (
+        "malformed JSON",
+        dict(content=b'{"inputs": [', headers={}),
+        400,
+        "not valid JSON",
+    ),
     ("not an object", dict(content=b"[1, 2]"), 400, "must be a JSON object"),
     ("missing inputs", dict(body={"id": "x"}), 400, "no 'inputs'"),
-    ("unknown datatype", dict(body=tensor(datatype="FP128")), 400, "unknown datatype 'FP128'"),
-    ("shape mismatch", dict(body=tensor(shape=(3,))), 400, "needs 3 elements, data has 2"),
+    (
+        "unknown datatype",
+        dict(body=tensor(datatype="FP128")),
+        400,
+        "unknown datatype 'FP128'",
+    ),
+    (
+        "shape mismatch",
+        dict(body=tensor(shape=(3,))),
+        400,
+        "needs 3 elements, data has 2",
+    ),
     ("bad shape", dict(body=tensor(shape=(-1,))), 400, "non-negative integers"),
-    ("bytes count", dict(body=tensor("BYTES", (3,), ["a", "b"])), 400, "needs 3 elements"),
-    ("wrong data type", dict(body=tensor("INT32", (1,), ["x"])), 400, "does not fit INT32"),
+    (
+        "bytes count",
+        dict(body=tensor("BYTES", (3,), ["a", "b"])),
+        400,
+        "needs 3 elements",
+    ),
+    (
+        "wrong data type",
+        dict(body=tensor("INT32", (1,), ["x"])),
+        400,
+        "does not fit INT32",
+    ),
     ("overflow", dict(body=tensor("UINT8", (1,), [300])), 400, "does not fit UINT8"),
-    ("bool not bool", dict(body=tensor("BOOL", (1,), [3])), 400, "BOOL data must be true or false"),
+    (
+        "bool not bool",
+        dict(body=tensor("BOOL", (1,), [3])),
+        400,
+        "BOOL data must be true or false",
+    ),
     (
         "missing output",
         dict(body={**GOOD, "outputs": [{"name": "y"}]}),
         400,
         "requested output(s) y not produced",
     ),
-    ("model raises", dict(body=tensor(name="boom")), 500, "ValueError: bad pixel at (3, 4)"),
-    ("returns a list", dict(body=tensor(name="return_list")), 500, "must return a dict"),
+    (
+        "model raises",
+        dict(body=tensor(name="boom")),
+        500,
+        "ValueError: bad pixel at (3, 4)",
+    ),
+    (
+        "returns a list",
+        dict(body=tensor(name="return_list")),
+        500,
+        "must return a dict",
+    ),
     ("unserialisable", dict(body=tensor(name="return_object")), 500, "output 'out'"),
     (
         "binary length",
@@ -63,7 +126,9 @@ HTTP_CASES = [
 ]
 
 
-@pytest.mark.parametrize("case,kwargs,status,message", HTTP_CASES, ids=[c[0] for c in HTTP_CASES])
+@pytest.mark.parametrize(
+    "case,kwargs,status,message", HTTP_CASES, ids=[c[0] for c in HTTP_CASES]
+)
 def test_http_error_then_success(failing, case, kwargs, status, message):
     reply = post(failing, **kwargs)
     assert reply.status_code == status, reply.text
@@ -98,7 +163,9 @@ def test_request_too_large(failing):
 # -- gRPC ----------------------------------------------------------------------------------
 
 
-def grpc_request(name="x", datatype="INT32", shape=(2,), values=(1, 2), model="FailingService"):
+def grpc_request(
+    name="x", datatype="INT32", shape=(2,), values=(1, 2), model="FailingService"
+):
     request = pb2.ModelInferRequest(model_name=model)
     item = request.inputs.add(name=name, datatype=datatype, shape=list(shape))
     if datatype == "INT32":
@@ -114,19 +181,66 @@ def raw_request(datatype, shape, raw, model="FailingService"):
 
 
 GRPC_CASES = [
-    ("unknown model", grpc_request(model="nope"), grpc.StatusCode.NOT_FOUND, "not served here"),
-    ("no inputs", pb2.ModelInferRequest(model_name="FailingService"), grpc.StatusCode.INVALID_ARGUMENT, "no inputs"),
-    ("unknown datatype", grpc_request(datatype="FP128"), grpc.StatusCode.INVALID_ARGUMENT, "unknown datatype"),
-    ("shape mismatch", grpc_request(shape=(5,)), grpc.StatusCode.INVALID_ARGUMENT, "needs 5 elements"),
-    ("raw size", raw_request("FP32", (2,), b"\x00" * 7), grpc.StatusCode.INVALID_ARGUMENT, "needs 8 bytes"),
-    ("bytes count", raw_request("BYTES", (2,), b"\x01\x00\x00\x00a"), grpc.StatusCode.INVALID_ARGUMENT, "needs 2 BYTES"),
-    ("bytes truncated", raw_request("BYTES", (1,), b"\x09\x00\x00\x00a"), grpc.StatusCode.INVALID_ARGUMENT, "runs past"),
-    ("fp16 typed", grpc_request(datatype="FP16"), grpc.StatusCode.INVALID_ARGUMENT, "raw_input_contents"),
-    ("model raises", grpc_request(name="boom"), grpc.StatusCode.INTERNAL, "ValueError: bad pixel at (3, 4)"),
+    (
+        "unknown model",
+        grpc_request(model="nope"),
+        grpc.StatusCode.NOT_FOUND,
+        "not served here",
+    ),
+    (
+        "no inputs",
+        pb2.ModelInferRequest(model_name="FailingService"),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "no inputs",
+    ),
+    (
+        "unknown datatype",
+        grpc_request(datatype="FP128"),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "unknown datatype",
+    ),
+    (
+        "shape mismatch",
+        grpc_request(shape=(5,)),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "needs 5 elements",
+    ),
+    (
+        "raw size",
+        raw_request("FP32", (2,), b"\x00" * 7),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "needs 8 bytes",
+    ),
+    (
+        "bytes count",
+        raw_request("BYTES", (2,), b"\x01\x00\x00\x00a"),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "needs 2 BYTES",
+    ),
+    (
+        "bytes truncated",
+        raw_request("BYTES", (1,), b"\x09\x00\x00\x00a"),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "runs past",
+    ),
+    (
+        "fp16 typed",
+        grpc_request(datatype="FP16"),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "raw_input_contents",
+    ),
+    (
+        "model raises",
+        grpc_request(name="boom"),
+        grpc.StatusCode.INTERNAL,
+        "ValueError: bad pixel at (3, 4)",
+    ),
 ]
 
 
-@pytest.mark.parametrize("case,request_,code,message", GRPC_CASES, ids=[c[0] for c in GRPC_CASES])
+@pytest.mark.parametrize(
+    "case,request_,code,message", GRPC_CASES, ids=[c[0] for c in GRPC_CASES]
+)
 def test_grpc_error_then_success(failing, case, request_, code, message):
     with grpc.insecure_channel(failing.grpc) as channel:
         infer = channel.unary_unary(

@@ -13,7 +13,10 @@ from tritonclient.grpc import service_pb2 as pb2
 import legacy_client
 
 MODEL = "ModelService"
-OPTIONS = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
+OPTIONS = [
+    ("grpc.max_send_message_length", -1),
+    ("grpc.max_receive_message_length", -1),
+]
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +48,10 @@ ARRAYS = {
     "int64": (np.arange(6, dtype=np.int64).reshape(2, 3) * 2**40, "INT64"),
     "uint8": (np.arange(256, dtype=np.uint8), "UINT8"),
     "bool": (np.array([True, False, True]), "BOOL"),
-    "bytes": (np.array(["héllo".encode(), "你好".encode(), b"\x00\xff", b""], dtype=object), "BYTES"),
+    "bytes": (
+        np.array(["héllo".encode(), "你好".encode(), b"\x00\xff", b""], dtype=object),
+        "BYTES",
+    ),
 }
 
 
@@ -117,7 +123,9 @@ def test_parameters_only_request_on_v2_service(channel):
 
 
 def test_2x_client_on_taichu_infer(channel):
-    request = legacy_client.ModelInferRequest(model_name="modelservice", model_version="1")
+    request = legacy_client.ModelInferRequest(
+        model_name="modelservice", model_version="1"
+    )
     request.parameters["boo_var"].bool_param = True
     request.parameters["float_var"].float_param = 12.3432
     request.parameters["str_var"].string_param = "str"
@@ -142,7 +150,14 @@ def test_2x_stream_client_completes(channel):
 
 def run_example(project, name, server):
     result = subprocess.run(
-        [sys.executable, f"test/{name}", "--http-port", str(server.http_port), "--grpc-port", str(server.grpc_port)],
+        [
+            sys.executable,
+            f"test/{name}",
+            "--http-port",
+            str(server.http_port),
+            "--grpc-port",
+            str(server.grpc_port),
+        ],
         cwd=project,
         capture_output=True,
         text=True,
@@ -159,7 +174,11 @@ def test_generated_example_clients_run(project, server):
     assert "int64_param: 42" in grpc_out and "[[0. 1.]" in grpc_out
     stream_out = run_example(project, "stream_grpc_client.py", server)
     assert "message-0: text_input = ['Hello, streaming!']" in stream_out
-    assert "message-1: text_input = ['A second message on the same stream.']" in stream_out
+    assert (
+        "message-1: text_input = ['A second message on the same stream.']" in stream_out
+    )
     sse_out = run_example(project, "sse_client.py", server)
-    assert "'text_input': 'Hello, SSE!'" in sse_out and "'model_name': 'ModelService'" in sse_out
-
+    assert (
+        "'text_input': 'Hello, SSE!'" in sse_out
+        and "'model_name': 'ModelService'" in sse_out
+    )

@@ -63,7 +63,10 @@ def test_nested_data_several_inputs_and_requested_outputs(server):
 
 def test_version_path_is_optional_and_name_ignores_case(server):
     body = {"inputs": [tensor("x", "INT64", [1], [7])]}
-    for path in ("/v2/models/modelservice/infer", "/v2/models/MODELSERVICE/versions/1/infer"):
+    for path in (
+        "/v2/models/modelservice/infer",
+        "/v2/models/MODELSERVICE/versions/1/infer",
+    ):
         reply = infer(server, body, path=path)
         assert reply.status_code == 200, reply.text
         assert reply.json()["outputs"][0]["data"] == [7]
@@ -80,7 +83,13 @@ def test_json_without_content_type(server):
 
 
 def test_parameters_only_request_as_2x(server):
-    params = {"str": "str", "float": 1.222, "bool": True, "int": 7, "nested": {"a": [1, 2]}}
+    params = {
+        "str": "str",
+        "float": 1.222,
+        "bool": True,
+        "int": 7,
+        "nested": {"a": [1, 2]},
+    }
     reply = infer(server, {"id": "old", "parameters": params})
     assert reply.status_code == 200, reply.text
     assert reply.json() == {
@@ -92,7 +101,12 @@ def test_parameters_only_request_as_2x(server):
 
 
 def test_health_metadata_and_model_list(server):
-    for path in ("/v2/health/live", "/v2/health/ready", "/health/live", "/health/ready"):
+    for path in (
+        "/v2/health/live",
+        "/v2/health/ready",
+        "/health/live",
+        "/health/ready",
+    ):
         assert httpx.get(server.http + path).status_code == 200, path
     meta = httpx.get(server.http + "/v2").json()
     assert meta["name"] == "taichu-serve" and "binary_tensor_data" in meta["extensions"]
@@ -119,7 +133,9 @@ def test_sixteen_megabyte_tensor_as_json(server):
 
 @pytest.fixture(scope="module")
 def triton(server):
-    client = triton_http.InferenceServerClient(server.http.removeprefix("http://"), network_timeout=120)
+    client = triton_http.InferenceServerClient(
+        server.http.removeprefix("http://"), network_timeout=120
+    )
     yield client
     client.close()
 
@@ -139,14 +155,22 @@ def test_tritonclient_http_all_types(triton, binary):
         "int64": (np.arange(6, dtype=np.int64).reshape(2, 3) * 2**40, "INT64"),
         "uint8": (np.arange(256, dtype=np.uint8), "UINT8"),
         "bool": (np.array([True, False, True]), "BOOL"),
-        "bytes": (np.array(["héllo".encode(), "你好".encode(), b"\x00\xff"], dtype=object), "BYTES"),
+        "bytes": (
+            np.array(["héllo".encode(), "你好".encode(), b"\x00\xff"], dtype=object),
+            "BYTES",
+        ),
     }
     if binary:
         arrays["fp16"] = (np.array([0.5, 1.5, -2.0], dtype=np.float16), "FP16")
     else:
-        arrays["bytes"] = (np.array(["héllo".encode(), "你好".encode()], dtype=object), "BYTES")
+        arrays["bytes"] = (
+            np.array(["héllo".encode(), "你好".encode()], dtype=object),
+            "BYTES",
+        )
     inputs = [triton_input(name, a, dt, binary) for name, (a, dt) in arrays.items()]
-    outputs = [triton_http.InferRequestedOutput(name, binary_data=binary) for name in arrays]
+    outputs = [
+        triton_http.InferRequestedOutput(name, binary_data=binary) for name in arrays
+    ]
     result = triton.infer(MODEL, inputs, model_version="1", outputs=outputs)
     for name, (array, datatype) in arrays.items():
         got = result.as_numpy(name)

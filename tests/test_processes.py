@@ -28,7 +28,11 @@ def test_two_workers_share_both_ports(make_project, start_server):
     pids = set()
     for _ in range(60):
         with httpx.Client(base_url=running.http) as client:  # new connection each time
-            pids.add(client.post("/v2/models/Pid/infer", json=body).json()["outputs"][0]["data"][0])
+            pids.add(
+                client.post("/v2/models/Pid/infer", json=body).json()["outputs"][0][
+                    "data"
+                ][0]
+            )
     assert len(pids) == 2, pids
 
     grpc_pids = set()
@@ -62,7 +66,10 @@ def test_sigterm_lets_in_flight_requests_finish(make_project, start_server):
 
     async def main():
         async with httpx.AsyncClient(base_url=running.http, timeout=60) as client:
-            calls = [client.post("/v2/models/SlowService/infer", json=body) for _ in range(20)]
+            calls = [
+                client.post("/v2/models/SlowService/infer", json=body)
+                for _ in range(20)
+            ]
             tasks = [asyncio.ensure_future(c) for c in calls]
             await asyncio.sleep(0.15)  # requests are queued on the model thread
             running.process.send_signal(signal.SIGTERM)
@@ -80,7 +87,15 @@ def bare_venv(tmp_path_factory, project):
     venv.create(location, with_pip=True)
     python = str(location / "bin" / "python")
     subprocess.run(
-        [python, "-m", "pip", "install", "-q", "-r", str(project / "taichu_runtime" / "requirements.txt")],
+        [
+            python,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "-r",
+            str(project / "taichu_runtime" / "requirements.txt"),
+        ],
         check=True,
         timeout=600,
     )
@@ -88,16 +103,25 @@ def bare_venv(tmp_path_factory, project):
 
 
 def test_generated_server_runs_without_taichu_serve(bare_venv, project, tmp_path):
-    missing = subprocess.run([bare_venv, "-c", "import taichu_serve"], capture_output=True, text=True)
-    assert missing.returncode != 0 and "No module named 'taichu_serve'" in missing.stderr
+    missing = subprocess.run(
+        [bare_venv, "-c", "import taichu_serve"], capture_output=True, text=True
+    )
+    assert (
+        missing.returncode != 0 and "No module named 'taichu_serve'" in missing.stderr
+    )
     running = Server(project, python=bare_venv).wait_ready(timeout=60)
     try:
-        body = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [1], "data": [1.5]}]}
+        body = {
+            "inputs": [{"name": "x", "datatype": "FP32", "shape": [1], "data": [1.5]}]
+        }
         reply = httpx.post(running.http + "/v2/models/ModelService/infer", json=body)
         assert reply.json()["outputs"][0]["data"] == [1.5]
         result = subprocess.run(
             [bare_venv, "test/grpc_client.py", "--grpc-port", str(running.grpc_port)],
-            cwd=project, capture_output=True, text=True, timeout=60,
+            cwd=project,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         assert result.returncode == 0, result.stderr
     finally:

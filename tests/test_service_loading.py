@@ -70,7 +70,9 @@ def test_intermediate_base_class_is_not_the_model(make_project, start_server):
     assert httpx.get(running.http + "/v2/models/Real").status_code == 200
 
 
-def test_2x_model_package_serves_http_and_both_grpc_services(make_project, start_server):
+def test_2x_model_package_serves_http_and_both_grpc_services(
+    make_project, start_server
+):
     running = start_server(make_project("legacy_2x"))
     reply = httpx.post(
         running.http + "/v2/models/ModelService/versions/1/infer",
@@ -83,7 +85,9 @@ def test_2x_model_package_serves_http_and_both_grpc_services(make_project, start
 
     # A 2.x client (2.x stubs) gets what its schema can show: numbers as floats.
     with grpc.insecure_channel(running.grpc) as channel:
-        request = legacy_client.ModelInferRequest(model_name="ModelService", model_version="1")
+        request = legacy_client.ModelInferRequest(
+            model_name="ModelService", model_version="1"
+        )
         request.parameters["str"].string_param = "s"
         reply = legacy_client.model_infer(channel)(request)
         got = legacy_client.as_dict(reply.parameters)
@@ -111,7 +115,11 @@ def test_2x_model_package_serves_http_and_both_grpc_services(make_project, start
         "print(reply.parameters['nested'].string_param)\n"
     )
     result = subprocess.run(
-        [sys.executable, "-c", script], cwd=running.project, capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", script],
+        cwd=running.project,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
@@ -125,12 +133,22 @@ def test_async_hooks_and_context(make_project, start_server):
     running = start_server(make_project("async_hooks"))
     reply = httpx.post(
         running.http + "/v2/models/AsyncService/infer",
-        json={"id": "ctx-1", "inputs": [{"name": "x", "datatype": "INT32", "shape": [2], "data": [1, 2]}]},
+        json={
+            "id": "ctx-1",
+            "inputs": [
+                {"name": "x", "datatype": "INT32", "shape": [2], "data": [1, 2]}
+            ],
+        },
         headers={"X-Test": "yes"},
     )
     assert reply.status_code == 200, reply.text
     outputs = {o["name"]: o["data"] for o in reply.json()["outputs"]}
-    assert outputs == {"x": [2, 4], "request_id": ["ctx-1"], "protocol": ["http"], "header": ["yes"]}
+    assert outputs == {
+        "x": [2, 4],
+        "request_id": ["ctx-1"],
+        "protocol": ["http"],
+        "header": ["yes"],
+    }
 
 
 def test_model_name_and_version_from_config(make_project, start_server):
@@ -139,12 +157,29 @@ def test_model_name_and_version_from_config(make_project, start_server):
     (project / "config.ini").write_text(config)
     running = start_server(project)
     body = {"inputs": [{"name": "x", "datatype": "INT32", "shape": [1], "data": [1]}]}
-    assert httpx.post(running.http + "/v2/models/RESNET-50/versions/7/infer", json=body).status_code == 200
-    assert httpx.post(running.http + "/v2/models/resnet-50/versions/1/infer", json=body).status_code == 404
-    assert httpx.post(running.http + "/v2/models/ModelService/infer", json=body).status_code == 404
+    assert (
+        httpx.post(
+            running.http + "/v2/models/RESNET-50/versions/7/infer", json=body
+        ).status_code
+        == 200
+    )
+    assert (
+        httpx.post(
+            running.http + "/v2/models/resnet-50/versions/1/infer", json=body
+        ).status_code
+        == 404
+    )
+    assert (
+        httpx.post(
+            running.http + "/v2/models/ModelService/infer", json=body
+        ).status_code
+        == 404
+    )
 
 
-def test_not_ready_while_loading_answers_503_and_unavailable(make_project, start_server):
+def test_not_ready_while_loading_answers_503_and_unavailable(
+    make_project, start_server
+):
     project = make_project()
     write_service(
         project,
@@ -157,7 +192,10 @@ def test_not_ready_while_loading_answers_503_and_unavailable(make_project, start
     deadline = time.monotonic() + 20
     while True:
         try:
-            if httpx.get(running.http + "/v2/health/live", timeout=1).status_code == 200:
+            if (
+                httpx.get(running.http + "/v2/health/live", timeout=1).status_code
+                == 200
+            ):
                 break
         except httpx.HTTPError:
             assert time.monotonic() < deadline, running.log
@@ -174,13 +212,19 @@ def test_not_ready_while_loading_answers_503_and_unavailable(make_project, start
         client.infer("Slow", [item])
     assert "UNAVAILABLE" in str(raised.value)
     running.wait_ready()
-    assert httpx.post(running.http + "/v2/models/Slow/infer", json=body).status_code == 200
+    assert (
+        httpx.post(running.http + "/v2/models/Slow/infer", json=body).status_code == 200
+    )
 
 
 def test_readme_service_example(make_project, start_server):
     project = make_project()
     write_service(project, readme_example("## Writing customize_service.py"))
     running = start_server(project)
-    body = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [2], "data": [1.5, -2]}]}
+    body = {
+        "inputs": [{"name": "x", "datatype": "FP32", "shape": [2], "data": [1.5, -2]}]
+    }
     reply = httpx.post(running.http + "/v2/models/ModelService/infer", json=body).json()
-    assert reply["outputs"] == [{"name": "y", "datatype": "FP32", "shape": [2], "data": [3.0, -4.0]}]
+    assert reply["outputs"] == [
+        {"name": "y", "datatype": "FP32", "shape": [2], "data": [3.0, -4.0]}
+    ]

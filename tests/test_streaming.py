@@ -21,7 +21,9 @@ MODEL = "StreamingService"
 @pytest.fixture(scope="module")
 def streamer(tmp_path_factory):
     directory = render(tmp_path_factory.mktemp("streaming") / "project")
-    (directory / "customize_service.py").write_text((SERVICES / "streaming.py").read_text())
+    (directory / "customize_service.py").write_text(
+        (SERVICES / "streaming.py").read_text()
+    )
     running = Server(directory).wait_ready()
     yield running
     running.stop()
@@ -29,7 +31,9 @@ def streamer(tmp_path_factory):
 
 def message(request_id="m", **parameters):
     request = pb2.ModelInferRequest(model_name=MODEL, id=request_id)
-    request.inputs.add(name="x", datatype="INT32", shape=[1]).contents.int_contents.append(1)
+    request.inputs.add(
+        name="x", datatype="INT32", shape=[1]
+    ).contents.int_contents.append(1)
     for key, value in parameters.items():
         if isinstance(value, str):
             request.parameters[key].string_param = value
@@ -61,7 +65,9 @@ def token(reply):
 
 def stats(server):
     body = {"parameters": {"mode": "stats"}}
-    return httpx.post(f"{server.http}/v2/models/{MODEL}/infer", json=body).json()["parameters"]
+    return httpx.post(f"{server.http}/v2/models/{MODEL}/infer", json=body).json()[
+        "parameters"
+    ]
 
 
 def wait_for(predicate, timeout=5.0):
@@ -81,7 +87,12 @@ def test_tritonclient_stream(streamer):
     got = [replies.get(timeout=10) for _ in range(4)]
     client.stop_stream()
     assert all(error is None for _, error in got)
-    assert [r.as_numpy("token").item() for r, _ in got] == [b"tok0", b"tok1", b"tok2", b"tok3"]
+    assert [r.as_numpy("token").item() for r, _ in got] == [
+        b"tok0",
+        b"tok1",
+        b"tok2",
+        b"tok3",
+    ]
     assert [int(r.as_numpy("index")) for r, _ in got] == [0, 1, 2, 3]
     assert all(r.get_response().id == "s1" for r, _ in got)
 
@@ -124,7 +135,10 @@ def test_context_lives_for_one_stream(streamer):
         for _ in range(2):  # a new stream starts from an empty context
             messages = [message(f"c{i}", mode="count", n=1) for i in range(3)]
             replies = list(call(iter(messages), timeout=10))
-            counts = [int(r.infer_response.outputs[0].contents.int64_contents[0]) for r in replies]
+            counts = [
+                int(r.infer_response.outputs[0].contents.int64_contents[0])
+                for r in replies
+            ]
             assert counts == [1, 2, 3]
     wait_for(lambda: stats(streamer)["open_contexts"] == 0)
 
@@ -154,7 +168,12 @@ def test_cancel_mid_stream_runs_the_generators_finally(streamer):
 
 
 def test_an_error_answers_its_message_and_the_stream_goes_on(streamer):
-    messages = [message("a", n=2), message("b", mode="error"), message("c", n=2, fail_at=1), message("d", n=1)]
+    messages = [
+        message("a", n=2),
+        message("b", mode="error"),
+        message("c", n=2, fail_at=1),
+        message("d", n=1),
+    ]
     with grpc.insecure_channel(streamer.grpc) as channel:
         replies = list(stream_call(channel)(iter(messages), timeout=10))
     summary = [(r.infer_response.id, r.error_message or token(r)) for r in replies]
@@ -171,12 +190,16 @@ def test_an_error_answers_its_message_and_the_stream_goes_on(streamer):
 def test_2x_stream_client_gets_each_item(streamer):
     def messages():
         for index in range(2):
-            request = legacy_client.ModelInferRequest(model_name=MODEL, id=f"old{index}")
+            request = legacy_client.ModelInferRequest(
+                model_name=MODEL, id=f"old{index}"
+            )
             request.parameters["n"].float_param = 3
             yield request
 
     with grpc.insecure_channel(streamer.grpc) as channel:
-        replies = list(legacy_client.model_stream_infer(channel)(messages(), timeout=10))
+        replies = list(
+            legacy_client.model_stream_infer(channel)(messages(), timeout=10)
+        )
     tokens = [legacy_client.as_dict(r.parameters)["token"] for r in replies]
     assert tokens == ["tok0", "tok1", "tok2"] * 2
     assert [r.id for r in replies] == ["old0"] * 3 + ["old1"] * 3
@@ -188,7 +211,7 @@ def test_2x_stream_client_gets_each_item(streamer):
 def sse_events(response):
     for line in response.iter_lines():
         if line.startswith("data: "):
-            yield json.loads(line[len("data: "):])
+            yield json.loads(line[len("data: ") :])
 
 
 def test_sse_stream_with_httpx(streamer):
@@ -198,7 +221,11 @@ def test_sse_stream_with_httpx(streamer):
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         events = list(sse_events(response))
-    assert [(e["index"], e["token"]) for e in events] == [(0, "tok0"), (1, "tok1"), (2, "tok2")]
+    assert [(e["index"], e["token"]) for e in events] == [
+        (0, "tok0"),
+        (1, "tok1"),
+        (2, "tok2"),
+    ]
     assert all(e["model_name"] == MODEL for e in events)
 
 
@@ -218,7 +245,9 @@ def test_generate_and_sse_errors(streamer):
     assert reply.status_code == 500 and "this message is bad" in reply.json()["error"]
     reply = httpx.post(url + "/generate", json={"parameters": {"n": 2}})
     assert reply.status_code == 500 and "streaming endpoint" in reply.json()["error"]
-    with httpx.stream("POST", url + "/generate_stream", json={"parameters": {"n": 3, "fail_at": 1}}) as r:
+    with httpx.stream(
+        "POST", url + "/generate_stream", json={"parameters": {"n": 3, "fail_at": 1}}
+    ) as r:
         events = list(sse_events(r))
     assert events[0]["token"] == "tok0" and "failed at item 1" in events[1]["error"]
 
@@ -235,14 +264,20 @@ def test_sse_disconnect_stops_the_generator(streamer):
 
 def test_twenty_streams_and_unary_traffic_together(streamer):
     async def main():
-        async with grpc.aio.insecure_channel(streamer.grpc) as channel, httpx.AsyncClient(
-            base_url=streamer.http, timeout=30
-        ) as client:
+        async with (
+            grpc.aio.insecure_channel(streamer.grpc) as channel,
+            httpx.AsyncClient(base_url=streamer.http, timeout=30) as client,
+        ):
 
             async def one_stream(index):
                 call = stream_call(channel)
-                replies = [r async for r in call(iter([message(f"s{index}", n=20, delay=0.005)]))]
-                return [token(r) for r in replies], {r.infer_response.id for r in replies}
+                replies = [
+                    r
+                    async for r in call(iter([message(f"s{index}", n=20, delay=0.005)]))
+                ]
+                return [token(r) for r in replies], {
+                    r.infer_response.id for r in replies
+                }
 
             async def one_unary(index):
                 body = {"id": f"u{index}", "parameters": {"mode": "count"}}
@@ -292,7 +327,9 @@ def test_a_slow_reader_holds_the_generator_back(streamer):
         assert stats(streamer)["produced"] < 200
         call.cancel()
     url = f"{streamer.http}/v2/models/{MODEL}/generate_stream"
-    with httpx.stream("POST", url, json={"parameters": {"mode": "big", "n": 1000}}) as response:
+    with httpx.stream(
+        "POST", url, json={"parameters": {"mode": "big", "n": 1000}}
+    ) as response:
         next(response.iter_lines())
         time.sleep(1.0)
         assert stats(streamer)["produced"] < 200
@@ -300,14 +337,19 @@ def test_a_slow_reader_holds_the_generator_back(streamer):
 
 def test_with_two_workers_a_stream_keeps_its_context(tmp_path):
     directory = render(tmp_path / "project")
-    (directory / "customize_service.py").write_text((SERVICES / "streaming.py").read_text())
+    (directory / "customize_service.py").write_text(
+        (SERVICES / "streaming.py").read_text()
+    )
     running = Server(directory, ["--workers", "2"]).wait_ready()
     try:
         for _ in range(4):  # new channels, so streams land on either worker
             with grpc.insecure_channel(running.grpc) as channel:
                 messages = [message(f"c{i}", mode="count") for i in range(3)]
                 replies = list(stream_call(channel)(iter(messages), timeout=10))
-            counts = [int(r.infer_response.outputs[0].contents.int64_contents[0]) for r in replies]
+            counts = [
+                int(r.infer_response.outputs[0].contents.int64_contents[0])
+                for r in replies
+            ]
             assert counts == [1, 2, 3]
     finally:
         assert running.stop() == 0

@@ -12,10 +12,14 @@ class ModelService(ModelServer):
         super(ModelService, self).__init__(model_path)
         logger.info("self.model_path: %s", model_path)
 
-    def _preprocess(self, input_data, context={}):  # noqa: B006 (as 2.x templates wrote it)
+    def _preprocess(
+        self, input_data, context={}
+    ):  # noqa: B006 (as 2.x templates wrote it)
         return input_data
 
-    def _inference(self, preprocessed_result, context={}):  # noqa: B006 (as 2.x templates wrote it)
+    def _inference(
+        self, preprocessed_result, context={}
+    ):  # noqa: B006 (as 2.x templates wrote it)
         result = dict(preprocessed_result)
         result["count"] = len(preprocessed_result)
         result["big"] = 2**53 + 1
@@ -23,7 +27,9 @@ class ModelService(ModelServer):
         result["request_id"] = context["request_id"]
         return result
 
-    def _postprocess(self, inference_result, context={}):  # noqa: B006 (as 2.x templates wrote it)
+    def _postprocess(
+        self, inference_result, context={}
+    ):  # noqa: B006 (as 2.x templates wrote it)
         return inference_result
 
     def _warmup(self):

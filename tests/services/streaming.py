@@ -60,7 +60,6 @@ class StreamingService(Service):
             yield {"index": index, "blob": "x" * 65536}
 
     async def _async_tokens(self, count, delay):
-
         try:
             for index in range(count):
                 await asyncio.sleep(delay)

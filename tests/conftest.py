@@ -144,8 +144,11 @@ def server(project):
 def make_project(tmp_path):
     """A fresh project whose customize_service.py is tests/services/<name>.py."""
 
+    made = []
+
     def make(service: Optional[str] = None, *init_args: str) -> Path:
-        directory = render(tmp_path / "project", *init_args)
+        made.append(service)
+        directory = render(tmp_path / f"project{len(made)}", *init_args)
         if service:
             shutil.copy(SERVICES / f"{service}.py", directory / "customize_service.py")
         return directory

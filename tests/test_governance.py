@@ -1,0 +1,465 @@
+"""Governance against the real server process: metrics, tracing (a real OTLP receiver),
+request ids and logs, limits, token, TLS, probes, warm-up, crash restart, SIGTERM."""
+
+import asyncio
+import json
+import signal
+import ssl
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+import httpx
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from opentelemetry.proto.collector.trace.v1 import (
+    trace_service_pb2,
+    trace_service_pb2_grpc,
+)
+from prometheus_client.parser import text_string_to_metric_families
+from tritonclient.grpc import service_pb2 as pb2
+
+from conftest import Server
+
+MODEL = "GovernedService"
+BODY = {"inputs": [{"name": "x", "datatype": "INT32", "shape": [1], "data": [7]}]}
+
+
+def infer_url(server, model=MODEL):
+    return f"{server.http}/v2/models/{model}/infer"
+
+
+def with_parameters(**parameters):
+    return {**BODY, "parameters": parameters}
+
+
+def grpc_infer(server, metadata=None, timeout=10, **parameters):
+    request = pb2.ModelInferRequest(model_name=MODEL)
+    request.inputs.add(
+        name="x", datatype="INT32", shape=[1]
+    ).contents.int_contents.append(7)
+    for key, value in parameters.items():
+        if isinstance(value, float):
+            request.parameters[key].double_param = value
+        else:
+            request.parameters[key].int64_param = value
+    with grpc.insecure_channel(server.grpc) as channel:
+        call = channel.unary_unary(
+            "/inference.GRPCInferenceService/ModelInfer",
+            request_serializer=pb2.ModelInferRequest.SerializeToString,
+            response_deserializer=pb2.ModelInferResponse.FromString,
+        )
+        return call.with_call(request, metadata=metadata, timeout=timeout)
+
+
+def metric_samples(server, headers=None):
+    text = httpx.get(server.http + "/metrics", headers=headers).text
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            key = (sample.name, tuple(sorted(sample.labels.items())))
+            samples[key] = sample.value
+    return samples
+
+
+def value(samples, name, **labels):
+    return samples.get((name, tuple(sorted(labels.items()))), 0)
+
+
+@pytest.fixture
+def governed(make_project, start_server):
+    def start(*args, env=None, ready=True, config=""):
+        project = make_project("governed")
+        if config:
+            with open(project / "config.ini", "a") as file:
+                file.write(config)
+        return start_server(project, *args, env=env, ready=ready)
+
+    return start
+
+
+# -- metrics -------------------------------------------------------------------------------
+
+
+def test_metrics_by_protocol_status_stage_and_stream(governed):
+    server = governed()
+    for _ in range(3):
+        assert httpx.post(infer_url(server), json=BODY).status_code == 200
+    assert httpx.post(infer_url(server), json={"inputs": "bad"}).status_code == 400
+    for _ in range(2):
+        grpc_infer(server)
+    samples = metric_samples(server)
+    base = {"model": MODEL}
+    assert (
+        value(samples, "taichu_requests_total", protocol="http", status="200", **base)
+        == 3
+    )
+    assert (
+        value(samples, "taichu_requests_total", protocol="http", status="400", **base)
+        == 1
+    )
+    assert (
+        value(samples, "taichu_requests_total", protocol="grpc", status="200", **base)
+        == 2
+    )
+    assert (
+        value(samples, "taichu_request_duration_seconds_count", protocol="http", **base)
+        == 4
+    )
+    for stage in ("preprocess", "inference", "postprocess"):
+        assert (
+            value(samples, "taichu_stage_duration_seconds_count", stage=stage, **base)
+            == 5
+        )
+    assert value(samples, "taichu_queue_wait_seconds_count", **base) == 5
+    assert value(samples, "taichu_inflight_requests", **base) == 0
+
+
+def test_metrics_add_up_across_workers(governed):
+    server = governed("--workers", "2")
+    for _ in range(30):
+        with httpx.Client() as client:  # a new connection each time: both workers serve
+            reply = client.post(infer_url(server), json=BODY)
+            assert reply.status_code == 200
+    samples = metric_samples(server)
+    total = value(
+        samples, "taichu_requests_total", model=MODEL, protocol="http", status="200"
+    )
+    assert total == 30
+
+
+# -- tracing -------------------------------------------------------------------------------
+
+
+class Receiver(trace_service_pb2_grpc.TraceServiceServicer):
+    def __init__(self):
+        self.spans = []
+
+    def Export(self, request, context):
+        for resource_spans in request.resource_spans:
+            for scope_spans in resource_spans.scope_spans:
+                self.spans.extend(scope_spans.spans)
+        return trace_service_pb2.ExportTraceServiceResponse()
+
+
+@pytest.fixture
+def otlp_receiver():
+    receiver = Receiver()
+    server = grpc.server(ThreadPoolExecutor(2))
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(receiver, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    receiver.endpoint = f"http://127.0.0.1:{port}"
+    yield receiver
+    server.stop(0)
+
+
+def test_spans_continue_the_callers_trace(governed, otlp_receiver):
+    env = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_receiver.endpoint,
+        "OTEL_BSP_SCHEDULE_DELAY": "100",
+    }
+    server = governed(env=env)
+    trace_id, parent_id = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    traceparent = {"traceparent": f"00-{trace_id}-{parent_id}-01"}
+    assert (
+        httpx.post(infer_url(server), json=BODY, headers=traceparent).status_code == 200
+    )
+    grpc_trace, grpc_parent = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
+    grpc_infer(server, metadata=(("traceparent", f"00-{grpc_trace}-{grpc_parent}-01"),))
+
+    def spans_of(trace_hex):
+        return [s for s in otlp_receiver.spans if s.trace_id.hex() == trace_hex]
+
+    deadline = time.monotonic() + 10
+    while len(spans_of(trace_id)) < 4 or len(spans_of(grpc_trace)) < 4:
+        assert time.monotonic() < deadline, [s.name for s in otlp_receiver.spans]
+        time.sleep(0.1)
+    for trace_hex, caller, protocol in (
+        (trace_id, parent_id, "http"),
+        (grpc_trace, grpc_parent, "grpc"),
+    ):
+        spans = {s.name: s for s in spans_of(trace_hex)}
+        root = spans[f"{protocol} infer"]
+        assert root.parent_span_id.hex() == caller
+        assert root.kind == root.SPAN_KIND_SERVER
+        for stage in ("preprocess", "inference", "postprocess"):
+            assert spans[stage].parent_span_id == root.span_id, stage
+
+
+# -- request ids and logs --------------------------------------------------------------------
+
+
+def test_request_ids_and_json_access_log(governed):
+    server = governed(env={"TAICHU_JSON_LOGS": "true"})
+    reply = httpx.post(
+        infer_url(server), json=BODY, headers={"X-Request-Id": "abc-123"}
+    )
+    assert reply.headers["x-request-id"] == "abc-123"
+    generated = httpx.post(infer_url(server), json=BODY).headers["x-request-id"]
+    assert len(generated) == 36
+    failed = httpx.post(
+        infer_url(server), json={"inputs": "bad"}, headers={"X-Request-Id": "bad-1"}
+    )
+    assert failed.status_code == 400 and failed.headers["x-request-id"] == "bad-1"
+    _, call = grpc_infer(server, metadata=(("x-request-id", "grpc-9"),))
+    assert dict(call.trailing_metadata())["x-request-id"] == "grpc-9"
+    time.sleep(0.3)
+    lines = [
+        json.loads(line) for line in server.log.splitlines() if line.startswith("{")
+    ]
+    access = {
+        l["request_id"]: l for l in lines if l["logger"] == "taichu_runtime.access"
+    }
+    assert (
+        access["abc-123"]["status"] == 200 and access["abc-123"]["protocol"] == "http"
+    )
+    assert access["abc-123"]["model"] == MODEL and access["abc-123"]["latency_ms"] > 0
+    assert access["bad-1"]["status"] == 400
+    assert access["grpc-9"]["protocol"] == "grpc"
+    user = [l for l in lines if l["logger"] == "customize_service"]
+    assert {"abc-123", "grpc-9", generated} <= {l["request_id"] for l in user}
+
+
+# -- limits -----------------------------------------------------------------------------------
+
+
+def test_queue_full_is_rejected_at_once_and_health_is_never_limited(governed):
+    server = governed(
+        config="\n[limits]\nmax_concurrent_requests = 1\nmax_queue_size = 2\n"
+    )
+
+    async def main():
+        async with httpx.AsyncClient(timeout=30) as client:
+            calls = [
+                client.post(infer_url(server), json=with_parameters(delay=0.5))
+                for _ in range(6)
+            ]
+            tasks = [asyncio.ensure_future(c) for c in calls]
+            await asyncio.sleep(0.2)
+            health = await client.get(server.http + "/v2/health/ready")
+            return await asyncio.gather(*tasks), health
+
+    replies, health = asyncio.run(main())
+    assert health.status_code == 200
+    codes = sorted(r.status_code for r in replies)
+    assert codes == [200, 200, 200, 429, 429, 429]
+    rejected = [r for r in replies if r.status_code == 429][0]
+    assert (
+        rejected.headers["retry-after"] == "1"
+        and "queue is full" in rejected.json()["error"]
+    )
+    samples = metric_samples(server)
+    assert (
+        value(
+            samples, "taichu_rejected_requests_total", model=MODEL, reason="queue_full"
+        )
+        == 3
+    )
+
+    with ThreadPoolExecutor(6) as pool:
+        futures = [pool.submit(grpc_infer, server, delay=0.5) for _ in range(6)]
+        errors = [f.exception() for f in futures]
+    exhausted = [e for e in errors if e is not None]
+    assert len(exhausted) == 3
+    assert all(e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED for e in exhausted)
+
+
+def test_request_timeout_and_grpc_deadline(governed):
+    server = governed(config="\n[limits]\nrequest_timeout = 0.3\n")
+    reply = httpx.post(infer_url(server), json=with_parameters(delay=1.0), timeout=10)
+    assert reply.status_code == 504 and "0.3 s" in reply.json()["error"]
+    with pytest.raises(grpc.RpcError) as raised:
+        grpc_infer(server, delay=1.0)
+    assert raised.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    fast = governed()
+    with pytest.raises(grpc.RpcError) as raised:
+        grpc_infer(fast, timeout=0.3, delay=1.0)  # the client's own deadline
+    assert raised.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert httpx.post(infer_url(server), json=BODY).status_code == 200
+
+
+def test_max_qps(governed):
+    server = governed(env={"TAICHU_MAX_QPS": "5"})
+    with httpx.Client() as client:
+        started = time.monotonic()
+        codes = [
+            client.post(infer_url(server), json=BODY).status_code for _ in range(20)
+        ]
+        elapsed = time.monotonic() - started
+        assert all(
+            client.get(server.http + "/v2/health/live").status_code == 200
+            for _ in range(20)
+        )
+        assert client.get(server.http + "/metrics").status_code == 200
+    # A burst of 5, then 5 per second.
+    assert 5 <= codes.count(200) <= 5 + int(5 * elapsed) + 1
+    assert codes.count(200) + codes.count(429) == 20
+    time.sleep(1.1)
+    assert httpx.post(infer_url(server), json=BODY).status_code == 200
+
+
+# -- security ------------------------------------------------------------------------------------
+
+
+def test_bearer_token_on_every_endpoint_but_health(governed):
+    token = "s3cret-Token"
+    server = governed(env={"TAICHU_TOKEN": token}, ready=False).wait_ready()
+    good = {"Authorization": f"Bearer {token}"}
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": token}):
+        reply = httpx.post(infer_url(server), json=BODY, headers=headers)
+        assert reply.status_code == 401 and "Bearer" in reply.json()["error"]
+    assert httpx.get(server.http + "/metrics").status_code == 401
+    assert httpx.get(server.http + "/v2").status_code == 401
+    assert httpx.get(server.http + "/v2/health/ready").status_code == 200
+    assert httpx.post(infer_url(server), json=BODY, headers=good).status_code == 200
+    assert httpx.get(server.http + "/metrics", headers=good).status_code == 200
+
+    with pytest.raises(grpc.RpcError) as raised:
+        grpc_infer(server)
+    assert raised.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    grpc_infer(server, metadata=(("authorization", f"Bearer {token}"),))
+    with grpc.insecure_channel(server.grpc) as channel:
+        health = health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest()
+        )
+        assert health.status == health_pb2.HealthCheckResponse.SERVING
+    assert token not in server.log
+
+
+def test_tls_on_both_ports(governed, tmp_path):
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    env = {"TAICHU_TLS_CERT": str(cert), "TAICHU_TLS_KEY": str(key)}
+    server = governed(env=env, ready=False)
+    https = server.http.replace("http://", "https://")
+    trust = ssl.create_default_context(cafile=str(cert))
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(https + "/v2/health/ready", verify=trust).status_code == 200:
+                break
+        except httpx.HTTPError:
+            assert time.monotonic() < deadline, server.log
+            time.sleep(0.1)
+    reply = httpx.post(https + f"/v2/models/{MODEL}/infer", json=BODY, verify=trust)
+    assert reply.json()["outputs"][0]["data"] == [7]
+    credentials = grpc.ssl_channel_credentials(root_certificates=cert.read_bytes())
+    with grpc.secure_channel(server.grpc, credentials) as channel:
+        stub = channel.unary_unary(
+            "/inference.GRPCInferenceService/ServerReady",
+            request_serializer=pb2.ServerReadyRequest.SerializeToString,
+            response_deserializer=pb2.ServerReadyResponse.FromString,
+        )
+        assert stub(pb2.ServerReadyRequest(), timeout=10).ready
+
+
+# -- probes, warm-up, supervision, shutdown ---------------------------------------------------------
+
+
+def test_grpc_health_follows_readiness(make_project, start_server):
+    project = make_project()
+    (project / "customize_service.py").write_text(
+        "import time\nfrom taichu_serve import Service\n"
+        "class Slow(Service):\n"
+        "    def _warmup(self):\n"
+        "        time.sleep(3)\n"
+    )
+    server = start_server(project, ready=False)
+    deadline = time.monotonic() + 20
+    with grpc.insecure_channel(server.grpc) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        statuses = []
+        while not statuses or statuses[-1] != health_pb2.HealthCheckResponse.SERVING:
+            assert time.monotonic() < deadline
+            try:
+                statuses.append(
+                    stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status
+                )
+            except grpc.RpcError:
+                pass
+            time.sleep(0.1)
+        assert health_pb2.HealthCheckResponse.NOT_SERVING in statuses
+        with pytest.raises(grpc.RpcError) as raised:
+            stub.Check(health_pb2.HealthCheckRequest(service="nope"))
+        assert raised.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_warmup_file_is_replayed_before_ready(make_project, start_server):
+    project = make_project("governed")
+    requests = [BODY, {"parameters": {"a": 1}}, BODY]
+    (project / "warmup.json").write_text(json.dumps(requests))
+    server = start_server(project, "--warmup-file", "warmup.json")
+    reply = httpx.post(infer_url(server), json=BODY).json()
+    calls = {o["name"]: o["data"] for o in reply["outputs"]}["calls"]
+    assert calls == [4]  # three warm-up requests ran first
+    assert "replayed 3 warm-up requests" in server.log
+
+
+def test_failing_warmup_stops_start_up(make_project):
+    project = make_project("governed")
+    (project / "warmup.json").write_text(json.dumps([{"inputs": [{"name": "x"}]}]))
+    server = Server(project, ["--warmup-file", "warmup.json"])
+    assert server.wait_exit(timeout=30) == 1
+    server.stop()
+    assert "warm-up request 0 of warmup.json failed" in server.log
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_crashed_worker_is_replaced(governed, workers):
+    server = governed("--workers", str(workers))
+    with pytest.raises(httpx.HTTPError):
+        httpx.post(infer_url(server), json=with_parameters(crash=1), timeout=10)
+    # Never a hang: each call answers quickly, first 503 or a refused gRPC call, then OK.
+    deadline = time.monotonic() + 30
+    while True:
+        started = time.monotonic()
+        try:
+            reply = httpx.post(infer_url(server), json=BODY, timeout=5)
+            if reply.status_code == 200:
+                break
+            assert reply.status_code == 503
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() - started < 5
+        assert time.monotonic() < deadline, server.log
+        time.sleep(0.05)
+    while "died (exit code -11); starting a new one" not in server.log:
+        assert time.monotonic() < deadline, server.log
+        time.sleep(0.05)
+    while httpx.get(server.http + "/v2/health/ready").status_code != 200:
+        assert time.monotonic() < deadline, server.log  # every worker is back
+        time.sleep(0.05)
+    grpc_infer(server)
+
+
+def test_sigterm_lets_50_in_flight_requests_finish(governed):
+    server = governed(config="\n[limits]\nmax_queue_size = 100\n")
+
+    async def main():
+        async with httpx.AsyncClient(
+            timeout=60, limits=httpx.Limits(max_connections=60)
+        ) as client:
+            calls = [
+                client.post(infer_url(server), json=with_parameters(delay=0.5))
+                for _ in range(50)
+            ]
+            tasks = [asyncio.ensure_future(c) for c in calls]
+            await asyncio.sleep(0.3)
+            server.process.send_signal(signal.SIGTERM)
+            await asyncio.sleep(0.2)
+            ready = await client.get(server.http + "/v2/health/ready")
+            late = await client.post(infer_url(server), json=BODY)
+            return await asyncio.gather(*tasks), ready, late
+
+    replies, ready, late = asyncio.run(main())
+    assert [r.status_code for r in replies] == [200] * 50
+    assert ready.status_code == 503
+    assert late.status_code == 503 and "shutting down" in late.json()["error"]
+    assert server.wait_exit(timeout=30) == 0

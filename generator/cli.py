@@ -12,7 +12,7 @@ from typing import Annotated
 from . import __version__
 from .errors import UserError
 from .project import generated_version, is_project, looks_like_2x
-from .render import render_project
+from .regenerate import create, regenerate as regenerate_project
 
 app = typer.Typer(
     name="taichu_serve",
@@ -85,7 +85,7 @@ def init(
             "(customize_service.py, config.ini and your other files are kept)"
         )
     answers = {"model_name": name, "http_port": http_port, "grpc_port": grpc_port}
-    render_project(directory, answers, overwrite=force)
+    create(directory, answers)
     typer.echo(f"Created {directory}/ (taichu-serve {__version__}). Next:")
     typer.echo(f"  cd {directory} && taichu_serve run")
     typer.echo("  python3 test/http_client.py   # in another shell")
@@ -132,6 +132,37 @@ def run(
     sys.stderr.flush()
     # exec: the server becomes this process, so signals (Ctrl-C, SIGTERM) reach it.
     os.execv(sys.executable, argv)
+
+
+@app.command()
+def regenerate(
+    directory: Annotated[Path, typer.Argument(help="The project directory.")] = Path(
+        "."
+    ),
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check", help="Exit 1 if the project is out of date or drifted."
+        ),
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would change; write nothing.")
+    ] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Overwrite hand-edited framework files (keeps FILE.orig)."
+        ),
+    ] = False,
+) -> None:
+    """Re-render the framework-owned files with this version; your files are never touched."""
+    directory = directory.resolve()
+    if not is_project(directory):
+        raise UserError(
+            f"{directory} is not a taichu-serve project (no taichu_runtime/)"
+        )
+    code = regenerate_project(directory, check, dry_run, force, typer.echo)
+    raise typer.Exit(code)
 
 
 def main() -> None:

@@ -64,7 +64,9 @@ def format_source(text: str) -> str:
 
 
 DEFAULT_POOL = "DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile("
-PRIVATE_POOL = "from taichu_runtime.proto import POOL\n\nDESCRIPTOR = POOL.AddSerializedFile("
+PRIVATE_POOL = (
+    "from taichu_runtime.proto import POOL\n\nDESCRIPTOR = POOL.AddSerializedFile("
+)
 
 
 def use_private_pool(source: str) -> str:
@@ -75,7 +77,9 @@ def use_private_pool(source: str) -> str:
     start-up with "duplicate symbol 'inference.ServerLiveRequest'".
     """
     if DEFAULT_POOL not in source:
-        raise RuntimeError("unexpected protoc output: no default-pool registration found")
+        raise RuntimeError(
+            "unexpected protoc output: no default-pool registration found"
+        )
     return source.replace(DEFAULT_POOL, PRIVATE_POOL)
 
 
@@ -107,12 +111,20 @@ def grpc_tools_version() -> str:
 
 
 def main(dest: str) -> None:
-    """The copier task: stubs for a project rendered by a raw `copier copy`."""
-    init = (Path(dest) / "taichu_runtime" / "__init__.py").read_text()
+    """The copier task: what `taichu_serve init` does after rendering, for a raw
+    `copier copy --trust`: stubs compiled with the grpcio-tools at hand, and the manifest.
+    """
+    sys.path.insert(0, str(PROTOS.parent))  # the repository, whose generator/ this is
+    from generator.ownership import user_patterns
+    from generator.sync import record
+
+    project = Path(dest).resolve()
+    init = (project / "taichu_runtime" / "__init__.py").read_text()
     generator_version = re.search(r'GENERATOR_VERSION = "([^"]+)"', init).group(1)
     with tempfile.TemporaryDirectory() as tmp:
         stubs = compile_stubs(PROTOS, Path(tmp))
-        install_stubs(stubs, Path(dest), generator_version)
+        install_stubs(stubs, project, generator_version)
+    record(project, project, user_patterns(PROTOS.parent), generator_version)
 
 
 if __name__ == "__main__":

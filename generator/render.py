@@ -1,4 +1,8 @@
-"""Render the app template into a project directory (copier), then post-process it."""
+"""Render the app template (copier) into a fresh directory, stubs compiled and formatted.
+
+Both `init` and `regenerate` render into a temporary directory first and then copy
+files into the project (sync.py), so that ownership rules are applied in one place.
+"""
 
 import tempfile
 from pathlib import Path
@@ -18,11 +22,11 @@ def template_root() -> Path:
     raise UserError(f"the app template is missing from this installation ({here})")
 
 
-def render_project(dest: Path, answers: Dict, overwrite: bool = False) -> None:
-    """Render into dest; user-owned files that exist are always kept (copier.yml)."""
+def render_to(directory: Path, answers: Dict, root: Path = None) -> None:
+    """Render the whole project into `directory`, which must not exist yet."""
     import copier
 
-    root = template_root()
+    root = root or template_root()
     with tempfile.TemporaryDirectory() as tmp:
         stubs = compile_stubs(root / "protos", Path(tmp))
         grpcio_version, protobuf_version = stub_versions(stubs[0].parent)
@@ -35,14 +39,13 @@ def render_project(dest: Path, answers: Dict, overwrite: bool = False) -> None:
         try:
             copier.run_copy(
                 str(root),
-                str(dest),
+                str(directory),
                 data=data,
                 defaults=True,
-                overwrite=overwrite,
                 quiet=True,
                 skip_tasks=True,  # install_stubs below does the task's work
                 vcs_ref="HEAD",
             )
         except (copier.errors.CopierError, ValueError) as error:
-            raise UserError(f"rendering {dest} failed: {error}") from None
-        install_stubs(stubs, dest, __version__)
+            raise UserError(f"rendering the template failed: {error}") from None
+        install_stubs(stubs, directory, __version__)

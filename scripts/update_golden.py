@@ -14,6 +14,8 @@ from golden import GOLDEN, snapshot, write_golden  # noqa: E402
 
 with tempfile.TemporaryDirectory() as tmp:
     project = Path(tmp) / "project"
-    subprocess.run([sys.executable, "-m", "taichu_serve", "init", str(project)], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "taichu_serve", "init", str(project)], check=True
+    )
     write_golden(snapshot(project))
 print(f"updated {GOLDEN}")

@@ -3,6 +3,7 @@ request ids and logs, limits, token, TLS, probes, warm-up, crash restart, SIGTER
 
 import asyncio
 import json
+import re
 import signal
 import ssl
 import subprocess
@@ -69,11 +70,15 @@ def value(samples, name, **labels):
 
 @pytest.fixture
 def governed(make_project, start_server):
-    def start(*args, env=None, ready=True, config=""):
+    def start(*args, env=None, ready=True, config=None):
+        """`config`: [limits] keys, written into the project's config.ini."""
         project = make_project("governed")
         if config:
-            with open(project / "config.ini", "a") as file:
-                file.write(config)
+            path = project / "config.ini"
+            text = path.read_text()
+            for key, value in config.items():
+                text = re.sub(rf"^{key} = .*$", f"{key} = {value}", text, flags=re.M)
+            path.write_text(text)
         return start_server(project, *args, env=env, ready=ready)
 
     return start
@@ -226,9 +231,7 @@ def test_request_ids_and_json_access_log(governed):
 
 
 def test_queue_full_is_rejected_at_once_and_health_is_never_limited(governed):
-    server = governed(
-        config="\n[limits]\nmax_concurrent_requests = 1\nmax_queue_size = 2\n"
-    )
+    server = governed(config={"max_concurrent_requests": "1", "max_queue_size": "2"})
 
     async def main():
         async with httpx.AsyncClient(timeout=30) as client:
@@ -267,7 +270,7 @@ def test_queue_full_is_rejected_at_once_and_health_is_never_limited(governed):
 
 
 def test_request_timeout_and_grpc_deadline(governed):
-    server = governed(config="\n[limits]\nrequest_timeout = 0.3\n")
+    server = governed(config={"request_timeout": "0.3"})
     reply = httpx.post(infer_url(server), json=with_parameters(delay=1.0), timeout=10)
     assert reply.status_code == 504 and "0.3 s" in reply.json()["error"]
     with pytest.raises(grpc.RpcError) as raised:
@@ -440,7 +443,7 @@ def test_a_crashed_worker_is_replaced(governed, workers):
 
 
 def test_sigterm_lets_50_in_flight_requests_finish(governed):
-    server = governed(config="\n[limits]\nmax_queue_size = 100\n")
+    server = governed(config={"max_queue_size": "100"})
 
     async def main():
         async with httpx.AsyncClient(

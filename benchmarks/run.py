@@ -1,0 +1,113 @@
+"""Benchmark a generated project with the shared harness, side by side with the anchors.
+
+    python benchmarks/run.py                                  # our server, default variant
+    python benchmarks/run.py --variants default,no-metrics    # governance cost, one run
+    python benchmarks/run.py --anchors mlserver-pw0,kserve,fastapi,grpc-aio --stream
+
+It renders a project with `taichu_serve init` (the documented identity
+customize_service.py), then runs ../shared/bench/anchors/run_anchors.py with each
+variant as an extra server: every server is started by the harness, pinned to CPU 0,
+load on CPU 1, servers interleaved over rounds, medians reported. Results go to
+benchmarks/results/<name>/ (table.md, raw.json, logs). Not part of CI.
+"""
+
+import argparse
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BENCH = Path(os.environ.get("BENCH_DIR", REPO.parent / "shared" / "bench"))
+
+# name -> environment of the generated server
+VARIANTS = {
+    "default": {},
+    "no-metrics": {"TAICHU_METRICS": "false"},
+    "no-access-log": {"TAICHU_ACCESS_LOG": "false"},
+    "workers-2": {"TAICHU_WORKERS": "2"},
+}
+
+
+def render_project(directory: Path) -> Path:
+    subprocess.run(
+        [sys.executable, "-m", "taichu_serve", "init", str(directory)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return directory
+
+
+def server_command(project: Path, env: dict) -> str:
+    """The command line of the generated server, runnable from any directory."""
+    settings = {
+        "PYTHONPATH": str(project),
+        "TAICHU_SERVICE_FILE": str(project / "customize_service.py"),
+        "TAICHU_MODEL_PATH": str(project / "models"),
+        "TAICHU_HOST": "127.0.0.1",
+        **env,
+    }
+    assignments = " ".join(f"{k}={shlex.quote(v)}" for k, v in settings.items())
+    return (
+        f"env {assignments} {sys.executable} -m taichu_runtime "
+        f"--config {project / 'config.ini'} --http-port {{http}} --grpc-port {{grpc}}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--variants", default="default", help=f"comma list of {', '.join(VARIANTS)}"
+    )
+    parser.add_argument(
+        "--anchors",
+        default="",
+        help="comma list of anchors (run_anchors.py); default: fastapi",
+    )
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=10)
+    parser.add_argument("--warmup", type=float, default=2)
+    parser.add_argument("--concurrency", default="1,64")
+    parser.add_argument(
+        "--scenarios", default="http-small,http-large,grpc-small,grpc-large"
+    )
+    parser.add_argument("--stream", action="store_true", help="also ModelStreamInfer")
+    parser.add_argument("--out", default=None, help="results directory")
+    args = parser.parse_args()
+
+    out = Path(
+        args.out or REPO / "benchmarks" / "results" / time.strftime("%Y%m%d-%H%M%S")
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        project = render_project(Path(tmp) / "project")
+        command = [
+            sys.executable,
+            str(BENCH / "anchors" / "run_anchors.py"),
+            "--rounds", str(args.rounds),
+            "--duration", str(args.duration),
+            "--warmup", str(args.warmup),
+            "--concurrency", args.concurrency,
+            "--scenarios", args.scenarios,
+            "--out", str(out),
+        ]  # fmt: skip
+        if args.stream:
+            command.append("--stream")
+        # At least the FastAPI ceiling runs beside us, for the ratios.
+        command += ["--only", args.anchors or "fastapi"]
+        for variant in args.variants.split(","):
+            name = "taichu-3" if variant == "default" else f"taichu-3-{variant}"
+            extra = (
+                f"{name}|{server_command(project, VARIANTS[variant])}|ModelService|1"
+            )
+            command += ["--extra", extra]
+        subprocess.run(command, check=True)
+    print(f"results: {out}/table.md")
+
+
+if __name__ == "__main__":
+    main()

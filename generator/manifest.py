@@ -23,7 +23,7 @@ def sha256(path: Path) -> str:
 
 
 def config_keys(config_ini: Path) -> List[str]:
-    parser = configparser.ConfigParser()
+    parser = configparser.ConfigParser(inline_comment_prefixes=("#", ";"))
     parser.read(config_ini, encoding="utf-8")
     return sorted(f"{s}.{k}" for s in parser.sections() for k in parser[s])
 

@@ -72,7 +72,13 @@ def regenerate(
         if check:
             return 1 if pending or old_version != __version__ else 0
         apply(project, rendered, changes, force)
-        record(project, rendered, user, __version__)
+        kept = {}
+        if manifest and not force:
+            gone = [c.path for c in conflicts if not (rendered / c.path).exists()]
+            kept = {
+                path: manifest.files[path] for path in gone if path in manifest.files
+            }
+        record(project, rendered, user, __version__, kept)
     if conflicts and not force:
         echo(
             f"\n{len(conflicts)} file(s) kept as you edited them; merge the changes shown "

@@ -11,7 +11,7 @@ import difflib
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 from .manifest import NAME as MANIFEST, Manifest, config_keys, sha256
 from .ownership import is_user_file
@@ -119,13 +119,22 @@ def _prune_empty_dirs(directory: Path, project: Path) -> None:
         directory = directory.parent
 
 
-def record(project: Path, rendered: Path, user: List[str], version: str) -> Manifest:
-    """The manifest of what the generator just rendered: framework files and config keys."""
+def record(
+    project: Path,
+    rendered: Path,
+    user: List[str],
+    version: str,
+    kept: Optional[Dict[str, str]] = None,
+) -> Manifest:
+    """The manifest of what the generator just rendered: framework files and config
+    keys. `kept`: framework files the template dropped but the user's edits kept
+    (path -> the hash the generator wrote), so they stay conflicts until resolved."""
     files = {
         path: sha256(rendered / path)
         for path in _files(rendered)
         if not is_user_file(path, user) and path != ANSWERS
     }
+    files.update(kept or {})
     manifest = Manifest(version, files, config_keys(rendered / "config.ini"))
     manifest.write(project)
     return manifest

@@ -101,9 +101,28 @@ def run(
     workers: Annotated[
         Optional[int], typer.Option("--workers", min=1, help="Worker processes.")
     ] = None,
+    docker: Annotated[
+        bool, typer.Option("--docker", help="Run the image built by `build` instead.")
+    ] = False,
+    image: Annotated[
+        Optional[str], typer.Option("--image", help="With --docker: the image to run.")
+    ] = None,
+    network: Annotated[
+        Optional[str], typer.Option("--network", help="With --docker: e.g. host.")
+    ] = None,
 ) -> None:
     """Serve the project locally (HTTP and gRPC) until Ctrl-C."""
     directory = directory.resolve()
+    if docker:
+        from .image import default_image_name, run_container
+
+        default_http, default_grpc = (
+            _ports(directory) if is_project(directory) else (8080, 8081)
+        )
+        image = image or f"{default_image_name(directory)}:{__version__}"
+        ports = (http_port or default_http, grpc_port or default_grpc)
+        run_container(image, *ports, network, typer.echo)
+        return
     if not is_project(directory):
         hint = (
             "it looks like a taichu-serve 2.x project: create a new one with "
@@ -163,6 +182,86 @@ def regenerate(
         )
     code = regenerate_project(directory, check, dry_run, force, typer.echo)
     raise typer.Exit(code)
+
+
+@app.command()
+def build(
+    directory: Annotated[Path, typer.Argument(help="The project directory.")] = Path(
+        "."
+    ),
+    from_image: Annotated[
+        str,
+        typer.Option(
+            "--from_image",
+            "--from-image",
+            help="Base image (Debian-based, with python3).",
+        ),
+    ] = "python:3.11-slim",
+    name: Annotated[Optional[str], typer.Option("--name", help="Image name.")] = None,
+    tag: Annotated[Optional[str], typer.Option("--tag", help="Image tag.")] = None,
+    no_build: Annotated[
+        bool,
+        typer.Option(
+            "--no-build", help="Only write Dockerfile, .dockerignore, launch.sh."
+        ),
+    ] = False,
+    include_models: Annotated[
+        bool, typer.Option("--include-models", help="Copy models/ into the image.")
+    ] = False,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Replace a hand-edited Dockerfile (keeps .orig)."),
+    ] = False,
+    build_arg: Annotated[
+        Optional[List[str]],
+        typer.Option(
+            "--build-arg", help="KEY=VALUE, e.g. PIP_INDEX_URL=https://...; repeatable."
+        ),
+    ] = None,
+    network: Annotated[
+        Optional[str],
+        typer.Option("--network", help="Network for RUN steps, e.g. host."),
+    ] = None,
+) -> None:
+    """Write Dockerfile, .dockerignore and launch.sh, then build the image (docker SDK)."""
+    from .image import build_image, default_image_name, render_build_files
+
+    directory = directory.resolve()
+    if not is_project(directory):
+        raise UserError(
+            f"{directory} is not a taichu-serve project (no taichu_runtime/)"
+        )
+    image = f"{name or default_image_name(directory)}:{tag or __version__}"
+    args = {}
+    for item in build_arg or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"--build-arg {item!r}: expected KEY=VALUE")
+        args[key] = value
+    args.setdefault("BASE_IMAGE", from_image)
+    written = render_build_files(
+        directory, from_image, image, include_models, force, typer.echo
+    )
+    for path in written:
+        typer.echo(f"wrote {path.relative_to(directory)}")
+    if no_build:
+        typer.echo(f"build it with: cd {directory} && docker build -t {image} .")
+        return
+    image_id = build_image(directory, image, args, network, typer.echo)
+    http, grpc_port = _ports(directory)
+    typer.echo(f"\nbuilt {image} ({image_id[:19]})")
+    typer.echo(
+        f"run it:  docker run --rm -p {http}:{http} -p {grpc_port}:{grpc_port} "
+        f"-v $PWD/models:/app/models {image}"
+    )
+    typer.echo(f"or:      taichu_serve run --docker --image {image}")
+
+
+def _ports(directory: Path):
+    from .image import ports
+
+    found = ports(directory)
+    return found["http_port"], found["grpc_port"]
 
 
 def main() -> None:

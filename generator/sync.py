@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from .manifest import NAME as MANIFEST, Manifest, config_keys, sha256
+from .manifest import NAME as MANIFEST, Manifest, config_keys, read_manifest, sha256
 from .ownership import is_user_file
 
 ANSWERS = ".copier-answers.yml"  # copier's; the generator rewrites it every time
@@ -135,6 +135,12 @@ def record(
         if not is_user_file(path, user) and path != ANSWERS
     }
     files.update(kept or {})
-    manifest = Manifest(version, files, config_keys(rendered / "config.ini"))
+    previous = read_manifest(project)
+    manifest = Manifest(
+        version,
+        files,
+        config_keys(rendered / "config.ini"),
+        previous.build_files if previous else {},  # `build` owns those
+    )
     manifest.write(project)
     return manifest

@@ -1,0 +1,282 @@
+"""`taichu_serve build`, launch.sh, and a real image built, run and called (podman's
+Docker-compatible socket in CI, see ../shared/container)."""
+
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+import zipfile
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import REPO, cli, free_port, render
+
+BASE_IMAGE = os.environ.get("TEST_BASE_IMAGE", "localhost/debian-python:bookworm")
+
+
+def engine():
+    try:
+        import docker
+
+        client = docker.from_env(timeout=900)
+        client.ping()
+        client.images.get(BASE_IMAGE)
+        return client
+    except Exception:
+        return None
+
+
+needs_engine = pytest.mark.skipif(
+    engine() is None and os.environ.get("REQUIRE_CONTAINER_TESTS") != "1",
+    reason=f"no container engine at DOCKER_HOST with {BASE_IMAGE}",
+)
+
+
+# -- rendering -------------------------------------------------------------------------------
+
+
+def test_build_files_install_every_dependency_line(tmp_path):
+    project = render(tmp_path / "p")
+    (project / "dependencies.txt").write_text(
+        "# tools\njq\ntree curl  # two on a line\n\nlibgl1\n"
+    )
+    result = cli("build", str(project), "--no-build", "--from_image", "debian:bookworm")
+    assert "wrote Dockerfile" in result.stdout and "docker build -t" in result.stdout
+    dockerfile = (project / "Dockerfile").read_text()
+    assert 'packages="jq tree curl libgl1"' in dockerfile
+    assert (
+        "ARG BASE_IMAGE=debian:bookworm" in dockerfile
+        and "FROM ${BASE_IMAGE}" in dockerfile
+    )
+    assert "USER app" in dockerfile and "777" not in dockerfile
+    assert "EXPOSE 8080 8081" in dockerfile and "HEALTHCHECK" in dockerfile
+    assert (
+        "tuna" not in dockerfile and "--index-url" not in dockerfile
+    )  # no mirror baked in
+    assert "\nmodels\n" in (project / ".dockerignore").read_text()
+    assert os.access(project / "launch.sh", os.X_OK)
+    cli("build", str(project), "--no-build", "--include-models")
+    assert "\nmodels\n" not in (project / ".dockerignore").read_text()
+
+
+def test_a_hand_edited_dockerfile_is_kept_unless_forced(tmp_path):
+    project = render(tmp_path / "p")
+    cli("build", str(project), "--no-build")
+    dockerfile = project / "Dockerfile"
+    dockerfile.write_text(dockerfile.read_text() + "\nRUN echo mine\n")
+    result = cli("build", str(project), "--no-build")
+    assert "kept Dockerfile: edited by hand" in result.stdout
+    assert dockerfile.read_text().endswith("RUN echo mine\n")
+    cli("build", str(project), "--no-build", "--force")
+    assert "RUN echo mine" not in dockerfile.read_text()
+    assert (project / "Dockerfile.orig").read_text().endswith("RUN echo mine\n")
+    regenerated = cli("regenerate", str(project))  # build files are not regenerate's
+    assert "Dockerfile" not in regenerated.stdout and dockerfile.exists()
+
+
+def test_no_engine_is_a_clear_error(tmp_path):
+    project = render(tmp_path / "p")
+    env = {**os.environ, "DOCKER_HOST": "unix:///nonexistent/docker.sock"}
+    result = subprocess.run(
+        [sys.executable, "-m", "taichu_serve", "build", str(project)],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert (
+        "no container engine answers" in result.stderr
+        and "Traceback" not in result.stderr
+    )
+    assert (project / "Dockerfile").exists()  # kept for a manual `docker build`
+
+
+def test_bad_dependency_line_is_a_clear_error(tmp_path):
+    project = render(tmp_path / "p")
+    (project / "dependencies.txt").write_text("RUN rm -rf /\n")
+    result = cli("build", str(project), "--no-build", check=False)
+    assert result.returncode == 1 and "not a Debian package name" in result.stderr
+
+
+# -- launch.sh, run on this machine with TAICHU_APP_DIR for /app --------------------------------
+
+
+@pytest.fixture
+def launch(tmp_path, project):
+    app = tmp_path / "app"
+    shutil.copytree(project, app, ignore=shutil.ignore_patterns("*.log"))
+    cli("build", str(app), "--no-build")
+
+    def run(env, wait_ready=True):
+        http, grpc = free_port(), free_port()
+        full = {
+            **os.environ,
+            "TAICHU_APP_DIR": str(app),
+            "PYTHONPATH": str(app),
+            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+            "HTTP_PORT": str(http),
+            "grpc_port": str(grpc),  # 2.x's lower-case spelling
+            "TAICHU_HOST": "127.0.0.1",
+            **env,
+        }
+        process = subprocess.Popen(
+            [str(app / "launch.sh")], env=full, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        if not wait_ready:
+            process.wait(timeout=60)
+            return process, None
+        base = f"http://127.0.0.1:{http}"
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None, process.stdout.read()
+            try:
+                if httpx.get(base + "/v2/health/ready").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+        started.append(process)
+        return process, base
+
+    started = []
+    yield run
+    for process in started:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def legacy_package(directory: Path) -> Path:
+    """A 2.x-style model package: model_service.py in one top-level folder, plus a file."""
+    package = directory / "pkg" / "my_model"
+    package.mkdir(parents=True)
+    shutil.copy(
+        REPO / "tests" / "services" / "legacy_2x.py", package / "model_service.py"
+    )
+    return package
+
+
+def test_launch_sh_serves_an_archived_2x_package_and_model_archive(tmp_path, launch):
+    package = legacy_package(tmp_path)
+    archive = tmp_path / "code.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.write(package / "model_service.py", "my_model/model_service.py")
+    weights = tmp_path / "weights.tar.gz"
+    (tmp_path / "w.bin").write_bytes(b"\x01\x02")
+    with tarfile.open(weights, "w:gz") as tar:
+        tar.add(tmp_path / "w.bin", "w.bin")
+    process, base = launch(
+        {"INFER_CODE_PATH": str(archive), "MODEL_PATH": str(weights)}
+    )
+    reply = httpx.post(
+        base + "/v2/models/ModelService/infer", json={"parameters": {"a": 1}}
+    )
+    assert reply.json()["parameters"]["count"] == 1
+
+
+def test_launch_sh_serves_a_code_directory(tmp_path, launch):
+    package = legacy_package(tmp_path)
+    (package / "customize_service.py").write_text(
+        "from taichu_serve import Service\nclass Mounted(Service):\n    pass\n"
+    )
+    process, base = launch(
+        {"INFER_CODE_PATH": str(package.parent)}
+    )  # one folder: entered
+    assert httpx.get(base + "/v2/models/Mounted").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "env,message",
+    [
+        ({"INFER_CODE_PATH": "/nonexistent/code.zip"}, "no such file or directory"),
+        ({"MODEL_PATH": "/nonexistent/weights"}, "no such file or directory"),
+        (
+            {"INFER_CODE_PATH": "/etc/hostname"},
+            "expected a directory, .zip, .tar or .tar.gz",
+        ),
+    ],
+)
+def test_launch_sh_bad_paths_fail_clearly(launch, env, message):
+    process, _ = launch(env, wait_ready=False)
+    assert process.returncode == 1
+    assert message in process.stdout.read()
+
+
+# -- a real image ---------------------------------------------------------------------------------
+
+
+@needs_engine
+def test_build_run_and_call_a_real_image(tmp_path):
+    import grpc
+    import numpy as np
+    import tritonclient.grpc as triton_grpc
+
+    project = render(tmp_path / "imageproject")
+    (project / "dependencies.txt").write_text("jq\n# a comment\ntree\n")
+    tag = f"it{os.getpid()}"
+    env = {**os.environ}
+    result = subprocess.run(
+        [sys.executable, "-m", "taichu_serve", "build", str(project), "--from_image", BASE_IMAGE,
+         "--name", "taichu-test", "--tag", tag, "--network", "host"],
+        capture_output=True, text=True, env=env, timeout=900,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    assert f"built taichu-test:{tag}" in result.stdout
+    client = engine()
+    image = f"taichu-test:{tag}"
+    http, grpc_port = free_port(), free_port()
+    container = client.containers.run(
+        image, detach=True, network_mode="host",
+        environment={"HTTP_PORT": str(http), "GRPC_PORT": str(grpc_port), "TAICHU_HOST": "127.0.0.1"},
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if (
+                    httpx.get(f"http://127.0.0.1:{http}/v2/health/ready").status_code
+                    == 200
+                ):
+                    break
+            except httpx.HTTPError:
+                pass
+            container.reload()
+            assert container.status == "running", container.logs().decode()
+            assert time.monotonic() < deadline, container.logs().decode()
+            time.sleep(0.2)
+        body = {
+            "inputs": [
+                {"name": "x", "datatype": "FP32", "shape": [2], "data": [1.5, 2.5]}
+            ]
+        }
+        reply = httpx.post(
+            f"http://127.0.0.1:{http}/v2/models/ModelService/infer", json=body
+        )
+        assert reply.json()["outputs"][0]["data"] == [1.5, 2.5]
+        triton = triton_grpc.InferenceServerClient(f"127.0.0.1:{grpc_port}")
+        item = triton_grpc.InferInput("x", [2], "INT64")
+        item.set_data_from_numpy(np.int64([3, 4]))
+        assert triton.infer("ModelService", [item]).as_numpy("x").tolist() == [3, 4]
+
+        code, output = container.exec_run(
+            ["sh", "-c", "id -u; command -v jq; command -v tree; ls /app"]
+        )
+        lines = output.decode().split()
+        assert lines[0] == "10001"  # not root
+        assert "/usr/bin/jq" in lines and "/usr/bin/tree" in lines  # every apt line
+        assert "models" in lines
+        code, output = container.exec_run(
+            ["python3", "-c", "import taichu_serve, sys; print(taichu_serve.__file__)"]
+        )
+        assert code != 0 and b"No module named 'taichu_serve'" in output
+        code, output = container.exec_run(["sh", "-c", "ls /app/models"])
+        assert output.decode().split() == []  # models/ is not in the image
+        container.stop(timeout=30)
+        assert (
+            container.wait(timeout=60)["StatusCode"] == 0
+        )  # SIGTERM reached the server
+    finally:
+        container.remove(force=True)
+        client.images.remove(image, force=True)

@@ -274,9 +274,36 @@ def test_build_run_and_call_a_real_image(tmp_path):
         code, output = container.exec_run(["sh", "-c", "ls /app/models"])
         assert output.decode().split() == []  # models/ is not in the image
         container.stop(timeout=30)
-        assert (
-            container.wait(timeout=60)["StatusCode"] == 0
-        )  # SIGTERM reached the server
+        status = container.wait(timeout=60)["StatusCode"]
+        assert status == 0  # SIGTERM reached the server, which drained and exited
+        check_run_docker(project, image, client)
     finally:
         container.remove(force=True)
         client.images.remove(image, force=True)
+
+
+def check_run_docker(project, image, client):
+    """`taichu_serve run --docker`: up, ready, endpoints printed, stopped on Ctrl-C."""
+    import signal
+
+    http, grpc_port = free_port(), free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "taichu_serve", "run", str(project), "--docker", "--image", image,
+         "--network", "host", "--http-port", str(http), "--grpc-port", str(grpc_port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{http}/v2/health/ready").status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.2)
+    time.sleep(0.5)
+    process.send_signal(signal.SIGINT)
+    output = process.communicate(timeout=90)[0]
+    assert process.returncode == 0, output
+    assert f"HTTP  http://127.0.0.1:{http}/v2/models" in output and "stopping" in output
+    assert not [c for c in client.containers.list(all=True) if image in c.image.tags]

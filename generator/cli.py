@@ -223,7 +223,8 @@ def build(
         typer.Option("--network", help="Network for RUN steps, e.g. host."),
     ] = None,
 ) -> None:
-    """Write Dockerfile, .dockerignore and launch.sh, then build the image (docker SDK)."""
+    """Write Dockerfile, .dockerignore, launch.sh and deploy/ manifests, then build the image."""
+    from .deploy import render_manifests
     from .image import build_image, default_image_name, render_build_files
 
     directory = directory.resolve()
@@ -242,6 +243,7 @@ def build(
     written = render_build_files(
         directory, from_image, image, include_models, force, typer.echo
     )
+    written += render_manifests(directory, image, force, typer.echo)
     for path in written:
         typer.echo(f"wrote {path.relative_to(directory)}")
     if no_build:
@@ -255,6 +257,33 @@ def build(
         f"-v $PWD/models:/app/models {image}"
     )
     typer.echo(f"or:      taichu_serve run --docker --image {image}")
+
+
+@app.command()
+def manifests(
+    directory: Annotated[Path, typer.Argument(help="The project directory.")] = Path(
+        "."
+    ),
+    image: Annotated[
+        Optional[str], typer.Option("--image", help="Image the manifests run.")
+    ] = None,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Replace hand-edited manifests (keeps .orig)."),
+    ] = False,
+) -> None:
+    """Write deploy/kubernetes.yaml and deploy/kserve.yaml for the project's image."""
+    from .deploy import render_manifests
+    from .image import default_image_name
+
+    directory = directory.resolve()
+    if not is_project(directory):
+        raise UserError(
+            f"{directory} is not a taichu-serve project (no taichu_runtime/)"
+        )
+    image = image or f"{default_image_name(directory)}:{__version__}"
+    for path in render_manifests(directory, image, force, typer.echo):
+        typer.echo(f"wrote {path.relative_to(directory)}")
 
 
 def _ports(directory: Path):

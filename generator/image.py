@@ -52,30 +52,27 @@ def default_image_name(project: Path) -> str:
     return f"taichu-{name or 'model'}"
 
 
-def render_build_files(
-    project: Path, base_image: str, image: str, include_models: bool, force: bool, echo
-) -> List[Path]:
-    environment = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(template_root() / "templates" / "docker")),
+def template_environment(folder: str) -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(template_root() / "templates" / folder)),
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
         undefined=jinja2.StrictUndefined,
     )
-    data = {
-        "generator_version": __version__,
-        "base_image": base_image,
-        "image": image,
-        "apt_packages": apt_packages(project),
-        "include_models": include_models,
-        **ports(project),
-    }
+
+
+def write_build_files(
+    project: Path, contents: Dict[str, str], force: bool, echo
+) -> List[Path]:
+    """Write files `build` owns (Dockerfile, deploy/...), recording their hashes; a file
+    edited by hand since is kept unless `force` (then the edited copy stays as .orig).
+    """
     manifest = read_manifest(project)
     recorded = manifest.build_files if manifest else {}
     written = []
-    for name, template in BUILD_FILES.items():
+    for name, content in contents.items():
         target = project / name
-        content = environment.get_template(template).render(data)
         if target.exists() and target.read_text() != content:
             edited = recorded.get(name) != sha256(target)
             if edited and not force:
@@ -84,14 +81,38 @@ def render_build_files(
                 )
                 continue
             if edited:
-                shutil.copy2(target, target.with_name(name + ".orig"))
+                shutil.copy2(target, target.with_name(target.name + ".orig"))
+        target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(content)
-        if name == "launch.sh":
-            target.chmod(0o755)
         written.append(target)
     if manifest:
-        manifest.build_files.update({p.name: sha256(p) for p in written})
+        manifest.build_files.update(
+            {p.relative_to(project).as_posix(): sha256(p) for p in written}
+        )
         manifest.write(project)
+    return written
+
+
+def render_build_files(
+    project: Path, base_image: str, image: str, include_models: bool, force: bool, echo
+) -> List[Path]:
+    environment = template_environment("docker")
+    data = {
+        "generator_version": __version__,
+        "base_image": base_image,
+        "image": image,
+        "apt_packages": apt_packages(project),
+        "include_models": include_models,
+        **ports(project),
+    }
+    contents = {
+        name: environment.get_template(template).render(data)
+        for name, template in BUILD_FILES.items()
+    }
+    written = write_build_files(project, contents, force, echo)
+    launch = project / "launch.sh"
+    if launch.exists():
+        launch.chmod(0o755)
     return written
 
 

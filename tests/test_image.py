@@ -307,3 +307,77 @@ def check_run_docker(project, image, client):
     assert process.returncode == 0, output
     assert f"HTTP  http://127.0.0.1:{http}/v2/models" in output and "stopping" in output
     assert not [c for c in client.containers.list(all=True) if image in c.image.tags]
+
+
+# -- Kubernetes and KServe ------------------------------------------------------------------------
+
+
+def test_manifests_validate_against_the_kubernetes_schemas(tmp_path):
+    import kubernetes_validate
+    import yaml
+
+    project = render(tmp_path / "p")
+    config = project / "config.ini"
+    config.write_text(
+        config.read_text()
+        .replace("gpu = 0", "gpu = 1")
+        .replace("memory = 2Gi", "memory = 6Gi")
+        .replace("shutdown_timeout = 30", "shutdown_timeout = 50")
+    )
+    result = cli(
+        "build",
+        str(project),
+        "--no-build",
+        "--name",
+        "registry.example.com/team/Bert_Base",
+    )
+    assert "wrote deploy/kubernetes.yaml" in result.stdout
+    documents = list(
+        yaml.safe_load_all((project / "deploy" / "kubernetes.yaml").read_text())
+    )
+    assert [d["kind"] for d in documents] == [
+        "Deployment",
+        "Service",
+        "HorizontalPodAutoscaler",
+    ]
+    for document in documents:
+        kubernetes_validate.validate(document, "1.30.0", strict=True)
+    deployment, service, autoscaler = documents
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert (
+        container["image"] == f"registry.example.com/team/Bert_Base:{taichu_version()}"
+    )
+    assert container["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    assert container["startupProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
+    assert container["resources"]["limits"] == {"memory": "6Gi", "nvidia.com/gpu": 1}
+    assert pod["terminationGracePeriodSeconds"] >= 50 + 5  # drain + preStop
+    assert {p["port"] for p in service["spec"]["ports"]} == {8080, 8081}
+    assert (
+        autoscaler["spec"]["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
+    )
+    assert deployment["metadata"]["name"] == "bert-base"
+
+    kserve = yaml.safe_load((project / "deploy" / "kserve.yaml").read_text())
+    assert kserve["apiVersion"] == "serving.kserve.io/v1beta1"
+    assert (
+        kserve["kind"] == "InferenceService"
+        and kserve["metadata"]["name"] == "bert-base"
+    )
+    (predictor,) = kserve["spec"]["predictor"]["containers"]
+    assert (
+        predictor["name"] == "kserve-container"
+    )  # what KServe requires of a custom predictor
+    assert predictor["image"] == container["image"]
+    assert predictor["ports"] == [{"containerPort": 8080, "protocol": "TCP"}]
+    # The predictor container is a core/v1 Container: validate it as one, in a Pod.
+    pod_document = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "x"},
+                    "spec": {"containers": [predictor]}}  # fmt: skip
+    kubernetes_validate.validate(pod_document, "1.30.0", strict=True)
+
+
+def taichu_version():
+    import taichu_serve
+
+    return taichu_serve.__version__

@@ -1,0 +1,51 @@
+"""deploy/kubernetes.yaml and deploy/kserve.yaml for an image, from config.ini's
+[resources] and [server] sections: written by `build` and `manifests`."""
+
+import configparser
+import re
+from pathlib import Path
+from typing import List
+
+from . import __version__
+from .image import ports, template_environment, write_build_files
+
+MANIFESTS = {"deploy/kubernetes.yaml": "kubernetes.yaml.jinja", "deploy/kserve.yaml": "kserve.yaml.jinja"}  # fmt: skip
+# preStop sleeps 5 s before SIGTERM; then the server may drain for shutdown_timeout.
+PRE_STOP_SECONDS = 5
+
+
+def kubernetes_name(image: str) -> str:
+    """A DNS-1123 name from the image's repository name."""
+    repository = image.rsplit("/", 1)[-1].split(":", 1)[0].lower()
+    return re.sub(r"[^a-z0-9-]+", "-", repository).strip("-")[:63] or "model"
+
+
+def resources(project: Path) -> dict:
+    parser = configparser.ConfigParser(inline_comment_prefixes=("#", ";"))
+    parser.read(project / "config.ini", encoding="utf-8")
+    section = "resources"
+    timeout = parser.getfloat("server", "shutdown_timeout", fallback=30.0)
+    return {
+        "cpu": parser.get(section, "cpu", fallback="1"),
+        "memory": parser.get(section, "memory", fallback="2Gi"),
+        "gpu": parser.getint(section, "gpu", fallback=0),
+        "min_replicas": parser.getint(section, "min_replicas", fallback=1),
+        "max_replicas": parser.getint(section, "max_replicas", fallback=4),
+        "grace_seconds": int(timeout) + PRE_STOP_SECONDS + 5,
+    }
+
+
+def render_manifests(project: Path, image: str, force: bool, echo) -> List[Path]:
+    environment = template_environment("deploy")
+    data = {
+        "generator_version": __version__,
+        "image": image,
+        "name": kubernetes_name(image),
+        **ports(project),
+        **resources(project),
+    }
+    contents = {
+        path: environment.get_template(template).render(data)
+        for path, template in MANIFESTS.items()
+    }
+    return write_build_files(project, contents, force, echo)

@@ -209,7 +209,6 @@ def test_launch_sh_bad_paths_fail_clearly(launch, env, message):
 
 @needs_engine
 def test_build_run_and_call_a_real_image(tmp_path):
-    import grpc
     import numpy as np
     import tritonclient.grpc as triton_grpc
 

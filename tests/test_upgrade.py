@@ -50,7 +50,7 @@ def newer_generator(tmp_path_factory) -> Path:
     (app / "test" / "sse_client.py.jinja").unlink()
     config = app / "config.ini.jinja"
     config.write_text(
-        config.read_text() + "\n[batching]\n# New in 9.9.0.\nmax_batch_size = 1\n"
+        config.read_text() + "\n[future]\n# New in 9.9.0.\nnew_key = 1\n"
     )
     return root
 
@@ -105,7 +105,7 @@ def test_regenerate_upgrades_framework_files_and_never_touches_user_files(
     assert "added: 1\n  taichu_runtime/extra.py" in out
     assert "removed: 1\n  test/sse_client.py" in out
     assert "taichu_runtime/logs.py" in out.split("updated:")[1]
-    assert "new config keys" in out and "[batching] max_batch_size" in out
+    assert "new config keys" in out and "[future] new_key" in out
     assert (
         project.joinpath("taichu_runtime/logs.py")
         .read_text()
@@ -119,7 +119,7 @@ def test_regenerate_upgrades_framework_files_and_never_touches_user_files(
     )
     for name, content in before.items():
         assert project.joinpath(name).read_bytes() == content, name
-    assert "[batching]" not in project.joinpath("config.ini").read_text()
+    assert "[future]" not in project.joinpath("config.ini").read_text()
 
     again = run_generator(
         "regenerate", str(project), "--check", pythonpath=newer_generator

@@ -14,6 +14,11 @@ context:    a dict per request: request_id, model_name, model_version, parameter
 
 Set `thread_safe = True` on the class if one instance may serve several requests at
 once; otherwise requests take turns. Run it with `taichu_serve run`.
+
+Dynamic batching ([batching] max_batch_size > 1 in config.ini): _preprocess and
+_postprocess still run per request, but _inference(batch, contexts) receives a list of
+preprocessed results (and the list of their contexts) and returns a list of the same
+length and order; an Exception in that list fails only its own request.
 """
 
 import logging

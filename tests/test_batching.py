@@ -1,0 +1,107 @@
+"""Dynamic batching: concurrent requests share _inference calls, each answer goes to its
+own request, the size and delay bounds hold, and throughput multiplies."""
+
+import asyncio
+import time
+
+import httpx
+import pytest
+
+MODEL = "BatchedService"
+
+
+def body(value):
+    return {
+        "inputs": [{"name": "x", "datatype": "FP64", "shape": [1], "data": [value]}]
+    }
+
+
+async def fire(server, values, client=None):
+    async with httpx.AsyncClient(base_url=server.http, timeout=30) as client:
+        calls = [client.post(f"/v2/models/{MODEL}/infer", json=body(v)) for v in values]
+        return await asyncio.gather(*calls)
+
+
+def batch_sizes(server):
+    reply = httpx.post(
+        f"{server.http}/v2/models/{MODEL}/infer", json={"parameters": {}}
+    )
+    return reply.json()["parameters"]["batch_sizes"]
+
+
+@pytest.fixture
+def batched(make_project, start_server):
+    def start(*args, env=None):
+        return start_server(make_project("batched"), *args, env=env)
+
+    return start
+
+
+def test_32_concurrent_requests_share_batches_of_at_most_8(batched):
+    server = batched("--max-batch-size", "8", "--max-batch-delay-ms", "20")
+    replies = asyncio.run(fire(server, range(32)))
+    for value, reply in zip(range(32), replies):
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["outputs"] == [
+            {"name": "y", "datatype": "FP64", "shape": [], "data": [value * 2.0]}
+        ]
+    sizes = batch_sizes(server)[:-1]  # the stats request is a batch of its own
+    assert sum(sizes) == 32 and max(sizes) <= 8
+    assert sum(sizes) / len(sizes) > 1
+    metrics = httpx.get(server.http + "/metrics").text
+    assert "taichu_batch_size_count" in metrics
+
+
+def test_one_failing_item_fails_only_its_request(batched):
+    server = batched("--max-batch-size", "8", "--max-batch-delay-ms", "50")
+    values = [1, 2, -3, 4]
+    replies = asyncio.run(fire(server, values))
+    codes = [r.status_code for r in replies]
+    assert codes == [200, 200, 500, 200]
+    assert "negative input -3.0" in replies[2].json()["error"]
+    assert max(batch_sizes(server)[:-1]) > 1  # they did share a batch
+
+
+def test_a_lone_request_waits_no_longer_than_the_delay(batched):
+    server = batched("--max-batch-size", "8", "--max-batch-delay-ms", "30")
+    httpx.post(
+        f"{server.http}/v2/models/{MODEL}/infer", json=body(1)
+    )  # warm connection
+    started = time.perf_counter()
+    reply = httpx.post(f"{server.http}/v2/models/{MODEL}/infer", json=body(1))
+    elapsed = time.perf_counter() - started
+    assert reply.status_code == 200
+    assert 0.030 <= elapsed < 0.030 + 0.1  # the delay, the 5 ms model, little else
+
+
+def test_batching_multiplies_throughput(batched):
+    async def throughput(server, seconds=2.0):
+        async with httpx.AsyncClient(base_url=server.http, timeout=30) as client:
+            done = 0
+            deadline = time.perf_counter() + seconds
+
+            async def worker(index):
+                nonlocal done
+                while time.perf_counter() < deadline:
+                    reply = await client.post(
+                        f"/v2/models/{MODEL}/infer", json=body(index)
+                    )
+                    assert reply.status_code == 200
+                    if time.perf_counter() <= deadline:  # answers within the window only
+                        done += 1
+
+            await asyncio.gather(*(worker(i) for i in range(32)))
+            return done / seconds
+
+    # 20 ms per call: the model, not this test's Python client, sets the pace.
+    slow = {"INFERENCE_MS": "20"}
+    plain = asyncio.run(throughput(batched(env=slow)))
+    batched_args = ("--max-batch-size", "8", "--max-batch-delay-ms", "5")
+    batched_rate = asyncio.run(throughput(batched(*batched_args, env=slow)))
+    assert plain < 55  # one call at a time: at most 50/s
+    assert batched_rate >= 4 * plain, (plain, batched_rate)
+
+
+def test_unbatched_service_keeps_working(batched):
+    server = batched()
+    assert asyncio.run(fire(server, [3]))[0].json()["outputs"][0]["data"] == [6.0]

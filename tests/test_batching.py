@@ -87,7 +87,9 @@ def test_batching_multiplies_throughput(batched):
                         f"/v2/models/{MODEL}/infer", json=body(index)
                     )
                     assert reply.status_code == 200
-                    if time.perf_counter() <= deadline:  # answers within the window only
+                    if (
+                        time.perf_counter() <= deadline
+                    ):  # answers within the window only
                         done += 1
 
             await asyncio.gather(*(worker(i) for i in range(32)))
@@ -105,3 +107,29 @@ def test_batching_multiplies_throughput(batched):
 def test_unbatched_service_keeps_working(batched):
     server = batched()
     assert asyncio.run(fire(server, [3]))[0].json()["outputs"][0]["data"] == [6.0]
+
+
+def test_readme_batching_example(make_project, start_server):
+    from conftest import readme_example
+
+    project = make_project()
+    (project / "customize_service.py").write_text(readme_example("## Dynamic batching"))
+    server = start_server(
+        project, "--max-batch-size", "4", "--max-batch-delay-ms", "50"
+    )
+
+    async def main():
+        async with httpx.AsyncClient(base_url=server.http, timeout=30) as client:
+            calls = [
+                client.post("/v2/models/ModelService/infer", json=body(float(i)))
+                for i in range(4)
+            ]
+            return await asyncio.gather(*calls)
+
+    replies = asyncio.run(main())
+    assert [r.json()["outputs"][0]["data"] for r in replies] == [
+        [0.0],
+        [2.0],
+        [4.0],
+        [6.0],
+    ]

@@ -177,6 +177,10 @@ def test_generated_example_clients_run(project, server):
     assert (
         "message-1: text_input = ['A second message on the same stream.']" in stream_out
     )
+    sdk_out = run_example(project, "sdk_client.py", server)
+    assert "grpc: predict -> {'x': [[0.0, 1.0], [2.0, 3.0]]}" in sdk_out
+    assert "http: .npy round trip -> [[1.0, 0.0], [0.0, 1.0]]" in sdk_out
+    assert "error: 404 model 'no-such-model' is not served here" in sdk_out
     sse_out = run_example(project, "sse_client.py", server)
     assert (
         "'text_input': 'Hello, SSE!'" in sse_out

@@ -49,9 +49,7 @@ def newer_generator(tmp_path_factory) -> Path:
     )
     (app / "test" / "sse_client.py.jinja").unlink()
     config = app / "config.ini.jinja"
-    config.write_text(
-        config.read_text() + "\n[future]\n# New in 9.9.0.\nnew_key = 1\n"
-    )
+    config.write_text(config.read_text() + "\n[future]\n# New in 9.9.0.\nnew_key = 1\n")
     return root
 
 

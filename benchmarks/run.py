@@ -14,6 +14,7 @@ benchmarks/results/<name>/ (table.md, raw.json, logs). Not part of CI.
 import argparse
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -29,15 +30,19 @@ VARIANTS = {
     "no-metrics": {"TAICHU_METRICS": "false"},
     "no-access-log": {"TAICHU_ACCESS_LOG": "false"},
     "workers-2": {"TAICHU_WORKERS": "2"},
+    "batch-8": {"TAICHU_MAX_BATCH_SIZE": "8", "TAICHU_MAX_BATCH_DELAY_MS": "5"},
 }
+SERVICES = Path(__file__).resolve().parent / "services"
 
 
-def render_project(directory: Path) -> Path:
+def render_project(directory: Path, service: str) -> Path:
     subprocess.run(
         [sys.executable, "-m", "taichu_serve", "init", str(directory)],
         check=True,
         stdout=subprocess.DEVNULL,
     )
+    if service:  # else the documented identity customize_service.py
+        shutil.copy(SERVICES / f"{service}.py", directory / "customize_service.py")
     return directory
 
 
@@ -78,13 +83,18 @@ def main() -> None:
     )
     parser.add_argument("--stream", action="store_true", help="also ModelStreamInfer")
     parser.add_argument("--out", default=None, help="results directory")
+    parser.add_argument(
+        "--service",
+        default="",
+        help="a model of benchmarks/services/ (default: identity)",
+    )
     args = parser.parse_args()
 
     out = Path(
         args.out or REPO / "benchmarks" / "results" / time.strftime("%Y%m%d-%H%M%S")
     )
     with tempfile.TemporaryDirectory() as tmp:
-        project = render_project(Path(tmp) / "project")
+        project = render_project(Path(tmp) / "project", args.service)
         command = [
             sys.executable,
             str(BENCH / "anchors" / "run_anchors.py"),

@@ -1,6 +1,7 @@
 """`taichu_serve build`, launch.sh, and a real image built, run and called (podman's
 Docker-compatible socket in CI, see ../shared/container)."""
 
+import io
 import os
 import shutil
 import subprocess
@@ -380,3 +381,68 @@ def taichu_version():
     import taichu_serve
 
     return taichu_serve.__version__
+
+
+@needs_engine
+def test_image_from_a_plain_debian_with_python3_only(tmp_path):
+    """No venv, no pip in the base: the Dockerfile adds python3-venv itself."""
+    client = engine()
+    plain = f"localhost/taichu-test-plain:{os.getpid()}"
+    recipe = (
+        f"FROM {BASE_IMAGE}\n"
+        "RUN apt-get purge -y python3-venv python3-pip python3.11-venv || true\n"
+    )
+    client.images.build(
+        fileobj=io.BytesIO(recipe.encode()),
+        tag=plain,
+        rm=True,
+        pull=False,
+        network_mode="host",
+    )
+    project = render(tmp_path / "plainproject")
+    image = f"taichu-test-plain-app:{os.getpid()}"
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "taichu_serve", "build", str(project), "--from_image", plain,
+             "--name", image.split(":")[0], "--tag", image.split(":")[1], "--network", "host"],
+            capture_output=True, text=True, timeout=900,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+        assert "python3-venv" in result.stdout  # added because the base lacked it
+        http = free_port()
+        container = client.containers.run(
+            image, detach=True, network_mode="host",
+            environment={"HTTP_PORT": str(http), "GRPC_PORT": str(free_port())},
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    url = f"http://127.0.0.1:{http}/v2/models/ModelService/infer"
+                    body = {
+                        "inputs": [
+                            {
+                                "name": "x",
+                                "datatype": "INT32",
+                                "shape": [1],
+                                "data": [8],
+                            }
+                        ]
+                    }
+                    reply = httpx.post(url, json=body)
+                    if reply.status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert time.monotonic() < deadline, container.logs().decode()
+                time.sleep(0.3)
+            assert reply.json()["outputs"][0]["data"] == [8]
+        finally:
+            container.remove(force=True)
+    finally:
+        (
+            client.images.remove(image, force=True)
+            if any(image in i.tags for i in client.images.list())
+            else None
+        )
+        client.images.remove(plain, force=True)

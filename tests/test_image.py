@@ -440,9 +440,6 @@ def test_image_from_a_plain_debian_with_python3_only(tmp_path):
         finally:
             container.remove(force=True)
     finally:
-        (
-            client.images.remove(image, force=True)
-            if any(image in i.tags for i in client.images.list())
-            else None
-        )
-        client.images.remove(plain, force=True)
+        for name in (image, plain):
+            if any(name in image_.tags for image_ in client.images.list()):
+                client.images.remove(name, force=True)

@@ -133,3 +133,45 @@ def test_readme_batching_example(make_project, start_server):
         [4.0],
         [6.0],
     ]
+
+
+def test_batching_with_two_workers_and_a_bounded_queue(batched):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    server = batched(
+        "--workers", "2", "--max-batch-size", "8", "--max-batch-delay-ms", "20",
+        "--max-queue-size", "12",
+    )  # fmt: skip
+
+    async def main():
+        limits = httpx.Limits(max_connections=32)
+        async with httpx.AsyncClient(
+            base_url=server.http, timeout=30, limits=limits
+        ) as client:
+            calls = [
+                client.post(f"/v2/models/{MODEL}/infer", json=body(v))
+                for v in range(32)
+            ]
+            return await asyncio.gather(*calls)
+
+    replies = asyncio.run(main())
+    answered = 0
+    for value, reply in zip(range(32), replies):
+        if reply.status_code == 429:  # that worker's queue was full
+            continue
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["outputs"][0]["data"] == [value * 2.0]
+        answered += 1
+    # A worker admits 13 at once (its thread + 12 waiting); the rest got 429 above.
+    assert answered >= 13
+    text = httpx.get(server.http + "/metrics").text
+    counts = {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name in ("taichu_batch_size_count", "taichu_batch_size_sum")
+    }
+    assert (
+        counts["taichu_batch_size_sum"] == answered
+    )  # both workers, every batched request
+    assert counts["taichu_batch_size_count"] < answered  # in fewer calls than requests

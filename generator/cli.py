@@ -114,12 +114,12 @@ def run(
     """Serve the project locally (HTTP and gRPC) until Ctrl-C."""
     directory = directory.resolve()
     if docker:
-        from .image import default_image_name, run_container
+        from .image import run_container
 
         default_http, default_grpc = (
             _ports(directory) if is_project(directory) else (8080, 8081)
         )
-        image = image or f"{default_image_name(directory)}:{__version__}"
+        image = image or image_name(directory)
         ports = (http_port or default_http, grpc_port or default_grpc)
         run_container(image, *ports, network, typer.echo)
         return
@@ -175,11 +175,7 @@ def regenerate(
     ] = False,
 ) -> None:
     """Re-render the framework-owned files with this version; your files are never touched."""
-    directory = directory.resolve()
-    if not is_project(directory):
-        raise UserError(
-            f"{directory} is not a taichu-serve project (no taichu_runtime/)"
-        )
+    directory = project_directory(directory)
     code = regenerate_project(directory, check, dry_run, force, typer.echo)
     raise typer.Exit(code)
 
@@ -225,14 +221,10 @@ def build(
 ) -> None:
     """Write Dockerfile, .dockerignore, launch.sh and deploy/ manifests, then build the image."""
     from .deploy import render_manifests
-    from .image import build_image, default_image_name, render_build_files
+    from .image import build_image, render_build_files
 
-    directory = directory.resolve()
-    if not is_project(directory):
-        raise UserError(
-            f"{directory} is not a taichu-serve project (no taichu_runtime/)"
-        )
-    image = f"{name or default_image_name(directory)}:{tag or __version__}"
+    directory = project_directory(directory)
+    image = image_name(directory, name, tag)
     args = {}
     for item in build_arg or []:
         key, sep, value = item.partition("=")
@@ -274,16 +266,30 @@ def manifests(
 ) -> None:
     """Write deploy/kubernetes.yaml and deploy/kserve.yaml for the project's image."""
     from .deploy import render_manifests
-    from .image import default_image_name
 
+    directory = project_directory(directory)
+    image = image or image_name(directory)
+    for path in render_manifests(directory, image, force, typer.echo):
+        typer.echo(f"wrote {path.relative_to(directory)}")
+
+
+def project_directory(directory: Path) -> Path:
+    """The resolved project directory, or a one-line error if it is not a project."""
     directory = directory.resolve()
     if not is_project(directory):
         raise UserError(
             f"{directory} is not a taichu-serve project (no taichu_runtime/)"
         )
-    image = image or f"{default_image_name(directory)}:{__version__}"
-    for path in render_manifests(directory, image, force, typer.echo):
-        typer.echo(f"wrote {path.relative_to(directory)}")
+    return directory
+
+
+def image_name(
+    directory: Path, name: Optional[str] = None, tag: Optional[str] = None
+) -> str:
+    """NAME:TAG, by default taichu-<directory>:<this version>."""
+    from .image import default_image_name
+
+    return f"{name or default_image_name(directory)}:{tag or __version__}"
 
 
 def _ports(directory: Path):

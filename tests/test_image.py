@@ -224,6 +224,23 @@ def test_build_run_and_call_a_real_image(tmp_path):
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr
     assert f"built taichu-test:{tag}" in result.stdout
+
+    # A change to the code alone rebuilds neither apt nor pip layers.
+    service = project / "customize_service.py"
+    service.write_text(service.read_text() + "\n# changed\n")
+    rebuilt = subprocess.run(
+        [sys.executable, "-m", "taichu_serve", "build", str(project), "--from_image", BASE_IMAGE,
+         "--name", "taichu-test", "--tag", tag, "--network", "host"],
+        capture_output=True, text=True, env=env, timeout=900,
+    )  # fmt: skip
+    assert rebuilt.returncode == 0, rebuilt.stdout[-3000:]
+    cached = cached_steps(rebuilt.stdout)
+    assert any("apt-get install" in step for step in cached)
+    assert any(
+        "pip install -r taichu_runtime/requirements.txt" in step for step in cached
+    )
+    assert any("pip install -r requirements.txt" in step for step in cached)
+    assert not any(step.startswith("COPY --chown=app:app . .") for step in cached)
     client = engine()
     image = f"taichu-test:{tag}"
     http, grpc_port = free_port(), free_port()
@@ -280,6 +297,17 @@ def test_build_run_and_call_a_real_image(tmp_path):
     finally:
         container.remove(force=True)
         client.images.remove(image, force=True)
+
+
+def cached_steps(build_output: str) -> list:
+    """The Dockerfile steps a build took from its cache (podman's and Docker's wording)."""
+    lines = build_output.splitlines()
+    steps = []
+    for index, line in enumerate(lines[:-1]):
+        if "STEP " in line or line.startswith("Step "):
+            if "Using cache" in lines[index + 1]:
+                steps.append(line.split(": ", 1)[-1].strip())
+    return steps
 
 
 def check_run_docker(project, image, client):

@@ -1,13 +1,13 @@
 """deploy/kubernetes.yaml and deploy/kserve.yaml for an image, from config.ini's
 [resources] and [server] sections: written by `build` and `manifests`."""
 
-import configparser
 import re
 from pathlib import Path
 from typing import List
 
 from . import __version__
 from .image import ports, template_environment, write_build_files
+from .project import read_config
 
 MANIFESTS = {"deploy/kubernetes.yaml": "kubernetes.yaml.jinja", "deploy/kserve.yaml": "kserve.yaml.jinja"}  # fmt: skip
 # preStop sleeps 5 s before SIGTERM; then the server may drain for shutdown_timeout.
@@ -21,8 +21,7 @@ def kubernetes_name(image: str) -> str:
 
 
 def resources(project: Path) -> dict:
-    parser = configparser.ConfigParser(inline_comment_prefixes=("#", ";"))
-    parser.read(project / "config.ini", encoding="utf-8")
+    parser = read_config(project / "config.ini")
     section = "resources"
     timeout = parser.getfloat("server", "shutdown_timeout", fallback=30.0)
     return {

@@ -5,7 +5,6 @@ These three files are framework-owned, refreshed on every build; one edited by h
 (its hash differs from the one in the manifest) is kept unless `force`.
 """
 
-import configparser
 import re
 import shutil
 from pathlib import Path
@@ -16,6 +15,7 @@ import jinja2
 from . import __version__
 from .errors import UserError
 from .manifest import read_manifest, sha256
+from .project import read_config
 from .render import template_root
 
 BUILD_FILES = {"Dockerfile": "Dockerfile.jinja", ".dockerignore": "dockerignore.jinja",
@@ -39,8 +39,7 @@ def apt_packages(project: Path) -> List[str]:
 
 
 def ports(project: Path) -> Dict[str, int]:
-    parser = configparser.ConfigParser(inline_comment_prefixes=("#", ";"))
-    parser.read(project / "config.ini", encoding="utf-8")
+    parser = read_config(project / "config.ini")
     return {
         "http_port": parser.getint("server", "http_port", fallback=8080),
         "grpc_port": parser.getint("server", "grpc_port", fallback=8081),

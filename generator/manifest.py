@@ -9,12 +9,13 @@ regenerate compares a framework file's hash with the recorded one to tell a file
 user edited by hand from one the generator wrote.
 """
 
-import configparser
 import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
+
+from .project import read_config
 
 NAME = ".taichu-manifest.json"
 
@@ -24,8 +25,7 @@ def sha256(path: Path) -> str:
 
 
 def config_keys(config_ini: Path) -> List[str]:
-    parser = configparser.ConfigParser(inline_comment_prefixes=("#", ";"))
-    parser.read(config_ini, encoding="utf-8")
+    parser = read_config(config_ini)
     return sorted(f"{s}.{k}" for s in parser.sections() for k in parser[s])
 
 

@@ -86,6 +86,7 @@ def use_private_pool(source: str) -> str:
 def install_stubs(stubs: List[Path], dest: Path, version: str) -> List[Path]:
     """Copy compiled stubs into the project with a header, black-formatted."""
     written = []
+    tools = grpc_tools_version()
     target = dest / STUB_PACKAGE
     target.mkdir(parents=True, exist_ok=True)
     for stub in stubs:
@@ -94,7 +95,7 @@ def install_stubs(stubs: List[Path], dest: Path, version: str) -> List[Path]:
             + (STUB_PACKAGE / stub.name.split("_pb2")[0]).as_posix()
             + ".proto"
         )
-        header = HEADER.format(version=version, proto=proto, tools=grpc_tools_version())
+        header = HEADER.format(version=version, proto=proto, tools=tools)
         source = stub.read_text()
         if stub.name.endswith("_pb2.py"):
             source = use_private_pool(source)

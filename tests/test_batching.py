@@ -164,6 +164,7 @@ def test_batching_with_two_workers_and_a_bounded_queue(batched):
         answered += 1
     # A worker admits 13 at once (its thread + 12 waiting); the rest got 429 above.
     assert answered >= 13
+    time.sleep(0.3)  # the other worker records its samples within 0.1 s
     text = httpx.get(server.http + "/metrics").text
     counts = {
         sample.name: sample.value

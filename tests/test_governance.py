@@ -125,6 +125,7 @@ def test_metrics_add_up_across_workers(governed):
         with httpx.Client() as client:  # a new connection each time: both workers serve
             reply = client.post(infer_url(server), json=BODY)
             assert reply.status_code == 200
+    time.sleep(0.3)  # the other worker records its samples within 0.1 s
     samples = metric_samples(server)
     total = value(
         samples, "taichu_requests_total", model=MODEL, protocol="http", status="200"

@@ -119,6 +119,47 @@ def test_metrics_by_protocol_status_stage_and_stream(governed):
     assert value(samples, "taichu_inflight_requests", **base) == 0
 
 
+def test_histogram_buckets_and_the_inflight_gauge_while_requests_run(governed):
+    """Values are recorded in bulk: each must still land in its own bucket."""
+    server = governed()
+
+    async def main():
+        async with httpx.AsyncClient(timeout=30) as client:
+            slow = [
+                asyncio.ensure_future(
+                    client.post(infer_url(server), json=with_parameters(delay=0.6))
+                )
+                for _ in range(3)
+            ]
+            await asyncio.sleep(0.3)
+            during = metric_samples(server)
+            fast = [await client.post(infer_url(server), json=BODY) for _ in range(4)]
+            return during, await asyncio.gather(*slow), fast
+
+    during, slow, fast = asyncio.run(main())
+    assert [r.status_code for r in slow + fast] == [200] * 7
+    assert value(during, "taichu_inflight_requests", model=MODEL) == 3
+    after = metric_samples(server)
+    assert value(after, "taichu_inflight_requests", model=MODEL) == 0
+    stage = {"model": MODEL, "stage": "inference"}
+
+    def bucket(le):
+        return value(after, "taichu_stage_duration_seconds_bucket", le=le, **stage)
+
+    assert bucket("0.25") == 4  # the fast ones
+    assert bucket("0.5") == 4
+    assert bucket("1.0") == 7  # cumulative: the slow ones too
+    assert bucket("+Inf") == 7
+    total = value(after, "taichu_stage_duration_seconds_sum", **stage)
+    assert 3 * 0.6 <= total < 3 * 0.6 + 0.5
+    latency = {"model": MODEL, "protocol": "http"}
+    assert value(after, "taichu_request_duration_seconds_count", **latency) == 7
+    assert (
+        value(after, "taichu_request_duration_seconds_bucket", le="0.5", **latency)
+        == 4
+    )
+
+
 def test_metrics_add_up_across_workers(governed):
     server = governed("--workers", "2")
     for _ in range(30):
@@ -202,7 +243,9 @@ def test_request_ids_and_json_access_log(governed):
     )
     assert reply.headers["x-request-id"] == "abc-123"
     generated = httpx.post(infer_url(server), json=BODY).headers["x-request-id"]
-    assert len(generated) == 36
+    assert re.fullmatch("[0-9a-f]{32}", generated)
+    again = httpx.post(infer_url(server), json=BODY).headers["x-request-id"]
+    assert again != generated
     failed = httpx.post(
         infer_url(server), json={"inputs": "bad"}, headers={"X-Request-Id": "bad-1"}
     )

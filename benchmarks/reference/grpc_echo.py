@@ -1,0 +1,73 @@
+"""A bare grpc.aio v2 echo, to measure what one hand-over costs on its own.
+
+    python grpc_echo.py --port 8081 --hop none|await|thread
+
+--hop none:   the reply is built in the handler (the shared harness's grpc.aio ceiling)
+--hop await:  the handler first awaits once (asyncio.sleep(0)): one suspension
+--hop thread: the reply is built on a worker thread (run_in_executor), as any server
+              must do that keeps the user's code off the event loop
+"""
+
+import argparse
+import asyncio
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import grpc
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "shared" / "bench"))
+from v2proto import load  # noqa: E402  (compiles the harness's v2 proto)
+
+pb2, pb2_grpc = load()
+
+
+def reply_to(request):
+    reply = pb2.ModelInferResponse(
+        model_name=request.model_name,
+        model_version=request.model_version,
+        id=request.id,
+    )
+    for tensor in request.inputs:
+        output = reply.outputs.add(name=tensor.name, datatype=tensor.datatype)
+        output.shape.extend(tensor.shape)
+        if tensor.HasField("contents"):
+            output.contents.CopyFrom(tensor.contents)
+    reply.raw_output_contents.extend(request.raw_input_contents)
+    return reply
+
+
+class Echo(pb2_grpc.GRPCInferenceServiceServicer):
+    def __init__(self, hop: str) -> None:
+        self.hop = hop
+        self.thread = ThreadPoolExecutor(1)
+
+    async def ServerReady(self, request, context):
+        return pb2.ServerReadyResponse(ready=True)
+
+    async def ModelReady(self, request, context):
+        return pb2.ModelReadyResponse(ready=True)
+
+    async def ModelInfer(self, request, context):
+        if self.hop == "await":
+            await asyncio.sleep(0)
+        elif self.hop == "thread":
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self.thread, reply_to, request)
+        return reply_to(request)
+
+
+async def serve(port: int, hop: str) -> None:
+    server = grpc.aio.server()
+    pb2_grpc.add_GRPCInferenceServiceServicer_to_server(Echo(hop), server)
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    await server.start()
+    await server.wait_for_termination()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, default=8081)
+    parser.add_argument("--hop", choices=["none", "await", "thread"], default="none")
+    args = parser.parse_args()
+    asyncio.run(serve(args.port, args.hop))

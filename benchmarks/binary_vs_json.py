@@ -17,19 +17,17 @@ import argparse
 import json
 import os
 import re
-import socket
 import statistics
 import struct
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from run import BENCH, REPO, render_project, server_command
+from common import BENCH, free_port, render_project, results_dir, server_command
 
 sys.path.insert(0, str(BENCH))
-import bench  # noqa: E402  (the shared harness: Server, pin, payload values)
+import bench  # the shared harness: Server, pin, payload values
 
 INPUT = "input-0"
 
@@ -45,12 +43,6 @@ done = function(summary, latency, requests)
     + summary.errors.write + summary.errors.timeout, latency:percentile(50)))
 end
 """
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def bodies(elements: int) -> dict:
@@ -123,10 +115,7 @@ def main() -> None:
     parser.add_argument("--concurrency", default="1,64")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
-    out = Path(
-        args.out or REPO / "benchmarks" / "results" / time.strftime("%Y%m%d-%H%M%S")
-    )
-    out.mkdir(parents=True, exist_ok=True)
+    out = results_dir(args.out)
     kinds = bodies(args.elements)
     results = {}  # (mode, connections) -> list of runs
     with tempfile.TemporaryDirectory() as tmp:
@@ -155,9 +144,12 @@ def main() -> None:
         finally:
             server.stop()
 
-    lines = [
+    title = (
         f"FP32 [1, {args.elements}] over HTTP, one server (CPU 0), wrk on CPU 1, "
-        f"medians of {args.rounds} interleaved rounds of {args.duration} s.",
+        f"medians of {args.rounds} interleaved rounds of {args.duration} s."
+    )
+    lines = [
+        title,
         "",
         "| body | connections | req/s | p50 ms | errors | binary / json |",
         "|---|---|---|---|---|---|",

@@ -15,11 +15,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from binary_vs_json import free_port
-from run import BENCH, REPO, render_project, server_command
+from common import BENCH, free_port, render_project, results_dir, server_command
 
 ECHO = Path(__file__).resolve().parent / "reference" / "grpc_echo.py"
 
@@ -50,10 +48,7 @@ def main() -> None:
     parser.add_argument("--concurrency", default="64")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
-    out = Path(
-        args.out or REPO / "benchmarks" / "results" / time.strftime("%Y%m%d-%H%M%S")
-    )
-    out.mkdir(parents=True, exist_ok=True)
+    out = results_dir(args.out)
     with tempfile.TemporaryDirectory() as tmp:
         project = render_project(Path(tmp) / "project", "")
         servers = {
@@ -78,9 +73,12 @@ def main() -> None:
                 rates[name].append(rate)
                 print(f"round {round_number + 1}: {name}: {rate:.0f} req/s", flush=True)
     ceiling = statistics.median(rates["echo, hop none"])
-    lines = [
+    title = (
         f"grpc-small at {args.concurrency} concurrent (h2load), server on CPU 0, "
-        f"medians of {args.rounds} interleaved rounds of {args.duration:g} s.",
+        f"medians of {args.rounds} interleaved rounds of {args.duration:g} s."
+    )
+    lines = [
+        title,
         "",
         "| server | req/s | ratio to the bare echo |",
         "|---|---|---|",

@@ -12,17 +12,12 @@ benchmarks/results/<name>/ (table.md, raw.json, logs). Not part of CI.
 """
 
 import argparse
-import os
-import shlex
-import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-BENCH = Path(os.environ.get("BENCH_DIR", REPO.parent / "shared" / "bench"))
+from common import BENCH, render_project, results_dir, server_command
 
 # name -> environment of the generated server
 VARIANTS = {
@@ -32,34 +27,6 @@ VARIANTS = {
     "workers-2": {"TAICHU_WORKERS": "2"},
     "batch-8": {"TAICHU_MAX_BATCH_SIZE": "8", "TAICHU_MAX_BATCH_DELAY_MS": "5"},
 }
-SERVICES = Path(__file__).resolve().parent / "services"
-
-
-def render_project(directory: Path, service: str) -> Path:
-    subprocess.run(
-        [sys.executable, "-m", "taichu_serve", "init", str(directory)],
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
-    if service:  # else the documented identity customize_service.py
-        shutil.copy(SERVICES / f"{service}.py", directory / "customize_service.py")
-    return directory
-
-
-def server_command(project: Path, env: dict) -> str:
-    """The command line of the generated server, runnable from any directory."""
-    settings = {
-        "PYTHONPATH": str(project),
-        "TAICHU_SERVICE_FILE": str(project / "customize_service.py"),
-        "TAICHU_MODEL_PATH": str(project / "models"),
-        "TAICHU_HOST": "127.0.0.1",
-        **env,
-    }
-    assignments = " ".join(f"{k}={shlex.quote(v)}" for k, v in settings.items())
-    return (
-        f"env {assignments} {sys.executable} -m taichu_runtime "
-        f"--config {project / 'config.ini'} --http-port {{http}} --grpc-port {{grpc}}"
-    )
 
 
 def main() -> None:
@@ -90,9 +57,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    out = Path(
-        args.out or REPO / "benchmarks" / "results" / time.strftime("%Y%m%d-%H%M%S")
-    )
+    out = results_dir(args.out)
     with tempfile.TemporaryDirectory() as tmp:
         project = render_project(Path(tmp) / "project", args.service)
         command = [

@@ -17,8 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from binary_vs_json import free_port
-from run import BENCH, render_project, server_command
+from common import BENCH, free_port, render_project, server_command
 
 
 def peak_kb(pid: int) -> int:

@@ -10,14 +10,16 @@
 
 import argparse
 import asyncio
+import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "shared" / "bench"))
-from v2proto import load  # noqa: E402  (compiles the harness's v2 proto)
+HARNESS = Path(__file__).resolve().parents[3] / "shared" / "bench"
+sys.path.insert(0, os.environ.get("BENCH_DIR", str(HARNESS)))
+from v2proto import load  # compiles the harness's v2 proto
 
 pb2, pb2_grpc = load()
 

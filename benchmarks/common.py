@@ -1,0 +1,60 @@
+"""What the benchmark scripts share: where things are, rendering the identity project,
+the command line of its server, free ports and the results directory."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BENCH = Path(os.environ.get("BENCH_DIR", REPO.parent / "shared" / "bench"))
+
+SERVICES = REPO / "benchmarks" / "services"
+
+
+def render_project(directory: Path, service: str) -> Path:
+    subprocess.run(
+        [sys.executable, "-m", "taichu_serve", "init", str(directory)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    if service:  # else the documented identity customize_service.py
+        shutil.copy(SERVICES / f"{service}.py", directory / "customize_service.py")
+    return directory
+
+
+def server_command(project: Path, env: dict) -> str:
+    """The command line of the generated server, runnable from any directory."""
+    settings = {
+        "PYTHONPATH": str(project),
+        "TAICHU_SERVICE_FILE": str(project / "customize_service.py"),
+        "TAICHU_MODEL_PATH": str(project / "models"),
+        "TAICHU_HOST": "127.0.0.1",
+        **env,
+    }
+    assignments = " ".join(f"{k}={shlex.quote(v)}" for k, v in settings.items())
+    return (
+        f"env {assignments} {sys.executable} -m taichu_runtime "
+        f"--config {project / 'config.ini'} --http-port {{http}} --grpc-port {{grpc}}"
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def results_dir(given: str | None) -> Path:
+    """--out, else benchmarks/results/<date-time>; created."""
+    out = Path(
+        given or REPO / "benchmarks" / "results" / time.strftime("%Y%m%d-%H%M%S")
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    return out

@@ -3,7 +3,7 @@
     python benchmarks/grpc_hop_cost.py [--rounds 3] [--duration 4]
 
 Runs the shared harness (grpc-small, 64 concurrent) against reference/grpc_echo.py
-with --hop none, await and thread, and against the generated identity project,
+with --hop none, await, thread and sync, and against the generated identity project,
 interleaved over rounds, and prints medians with the ratio to the bare echo. It shows
 how much of the gap to the bare echo any server pays that runs the model off the
 event loop (docs/benchmarks.md). Not part of CI.
@@ -56,7 +56,7 @@ def main() -> None:
                 f"{sys.executable} {ECHO} --port {{grpc}} --hop {hop}",
                 "echo",
             )
-            for hop in ("none", "await", "thread")
+            for hop in ("none", "await", "thread", "sync")
         }
         servers["taichu-3 (identity project)"] = (
             server_command(project, {}),

@@ -155,8 +155,7 @@ def test_histogram_buckets_and_the_inflight_gauge_while_requests_run(governed):
     latency = {"model": MODEL, "protocol": "http"}
     assert value(after, "taichu_request_duration_seconds_count", **latency) == 7
     assert (
-        value(after, "taichu_request_duration_seconds_bucket", le="0.5", **latency)
-        == 4
+        value(after, "taichu_request_duration_seconds_bucket", le="0.5", **latency) == 4
     )
 
 
@@ -493,8 +492,9 @@ def test_failing_warmup_stops_start_up(make_project):
 @pytest.mark.parametrize("workers", [1, 2])
 def test_a_crashed_worker_is_replaced(governed, workers):
     server = governed("--workers", str(workers))
-    with pytest.raises(httpx.HTTPError):
-        httpx.post(infer_url(server), json=with_parameters(crash=1), timeout=10)
+    reply = httpx.post(infer_url(server), json=with_parameters(crash=1), timeout=10)
+    assert reply.status_code == 503
+    assert "model process died (SIGSEGV)" in reply.json()["error"]
     # Never a hang: each call answers quickly, first 503 or a refused gRPC call, then OK.
     deadline = time.monotonic() + 30
     while True:
@@ -516,6 +516,38 @@ def test_a_crashed_worker_is_replaced(governed, workers):
         assert time.monotonic() < deadline, server.log  # every worker is back
         time.sleep(0.05)
     grpc_infer(server)
+
+
+def test_requests_inside_a_crashed_worker_are_answered(governed):
+    """Everything in flight in the process that segfaults gets an answer: 503 with a v2
+    body on HTTP (written by the supervisor), UNAVAILABLE on gRPC; an idle keep-alive
+    connection is closed, and its client's next request goes to the new worker."""
+    server = governed()
+    with httpx.Client(timeout=10) as idle, ThreadPoolExecutor(4) as pool:
+        assert idle.post(infer_url(server), json=BODY).status_code == 200
+        slow_http = pool.submit(
+            httpx.post, infer_url(server), json=with_parameters(delay=3), timeout=10
+        )
+        slow_grpc = pool.submit(grpc_infer, server, delay=3.0)
+        time.sleep(0.5)
+        started = time.monotonic()
+        crash = httpx.post(infer_url(server), json=with_parameters(crash=1), timeout=10)
+        assert crash.status_code == 503
+        assert crash.headers["content-type"] == "application/json"
+        assert "died (SIGSEGV) while handling this request" in crash.json()["error"]
+        slow = slow_http.result()
+        assert slow.status_code == 503 and "SIGSEGV" in slow.json()["error"]
+        with pytest.raises(grpc.RpcError) as failed:
+            slow_grpc.result()
+        assert failed.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert time.monotonic() - started < 2  # at once, not after the 3 s delay
+
+        deadline = time.monotonic() + 30
+        while httpx.get(server.http + "/v2/health/ready").status_code != 200:
+            assert time.monotonic() < deadline, server.log
+            time.sleep(0.05)
+        assert idle.post(infer_url(server), json=BODY).status_code == 200
+    assert "answered 2 request(s) left by worker-0 with 503" in server.log
 
 
 def test_sigterm_lets_50_in_flight_requests_finish(governed):

@@ -6,6 +6,7 @@
 --hop await:  the handler first awaits once (asyncio.sleep(0)): one suspension
 --hop thread: the reply is built on a worker thread (run_in_executor), as any server
               must do that keeps the user's code off the event loop
+--hop sync:   grpcio's threaded server (no event loop): the handler runs on a pool thread
 """
 
 import argparse
@@ -59,6 +60,25 @@ class Echo(pb2_grpc.GRPCInferenceServiceServicer):
         return reply_to(request)
 
 
+class SyncEcho(pb2_grpc.GRPCInferenceServiceServicer):
+    def ServerReady(self, request, context):
+        return pb2.ServerReadyResponse(ready=True)
+
+    def ModelReady(self, request, context):
+        return pb2.ModelReadyResponse(ready=True)
+
+    def ModelInfer(self, request, context):
+        return reply_to(request)
+
+
+def serve_sync(port: int) -> None:
+    server = grpc.server(ThreadPoolExecutor(4))
+    pb2_grpc.add_GRPCInferenceServiceServicer_to_server(SyncEcho(), server)
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    server.start()
+    server.wait_for_termination()
+
+
 async def serve(port: int, hop: str) -> None:
     server = grpc.aio.server()
     pb2_grpc.add_GRPCInferenceServiceServicer_to_server(Echo(hop), server)
@@ -70,6 +90,11 @@ async def serve(port: int, hop: str) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, default=8081)
-    parser.add_argument("--hop", choices=["none", "await", "thread"], default="none")
+    parser.add_argument(
+        "--hop", choices=["none", "await", "thread", "sync"], default="none"
+    )
     args = parser.parse_args()
-    asyncio.run(serve(args.port, args.hop))
+    if args.hop == "sync":
+        serve_sync(args.port)
+    else:
+        asyncio.run(serve(args.port, args.hop))

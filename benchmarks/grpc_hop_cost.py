@@ -56,7 +56,7 @@ def main() -> None:
                 f"{sys.executable} {ECHO} --port {{grpc}} --hop {hop}",
                 "echo",
             )
-            for hop in ("none", "await", "thread", "sync")
+            for hop in ("none", "await", "thread", "sync", "sync-thread")
         }
         servers["taichu-3 (identity project)"] = (
             server_command(project, {}),

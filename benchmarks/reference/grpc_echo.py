@@ -7,6 +7,7 @@
 --hop thread: the reply is built on a worker thread (run_in_executor), as any server
               must do that keeps the user's code off the event loop
 --hop sync:   grpcio's threaded server (no event loop): the handler runs on a pool thread
+--hop sync-thread: the threaded server, the reply built on one other thread
 """
 
 import argparse
@@ -61,6 +62,9 @@ class Echo(pb2_grpc.GRPCInferenceServiceServicer):
 
 
 class SyncEcho(pb2_grpc.GRPCInferenceServiceServicer):
+    def __init__(self, hop: str) -> None:
+        self.thread = ThreadPoolExecutor(1) if hop == "sync-thread" else None
+
     def ServerReady(self, request, context):
         return pb2.ServerReadyResponse(ready=True)
 
@@ -68,12 +72,14 @@ class SyncEcho(pb2_grpc.GRPCInferenceServiceServicer):
         return pb2.ModelReadyResponse(ready=True)
 
     def ModelInfer(self, request, context):
+        if self.thread is not None:
+            return self.thread.submit(reply_to, request).result()
         return reply_to(request)
 
 
-def serve_sync(port: int) -> None:
+def serve_sync(port: int, hop: str) -> None:
     server = grpc.server(ThreadPoolExecutor(4))
-    pb2_grpc.add_GRPCInferenceServiceServicer_to_server(SyncEcho(), server)
+    pb2_grpc.add_GRPCInferenceServiceServicer_to_server(SyncEcho(hop), server)
     server.add_insecure_port(f"127.0.0.1:{port}")
     server.start()
     server.wait_for_termination()
@@ -91,10 +97,12 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, default=8081)
     parser.add_argument(
-        "--hop", choices=["none", "await", "thread", "sync"], default="none"
+        "--hop",
+        choices=["none", "await", "thread", "sync", "sync-thread"],
+        default="none",
     )
     args = parser.parse_args()
-    if args.hop == "sync":
-        serve_sync(args.port)
+    if args.hop.startswith("sync"):
+        serve_sync(args.port, args.hop)
     else:
         asyncio.run(serve(args.port, args.hop))

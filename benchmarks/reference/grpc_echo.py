@@ -1,6 +1,7 @@
-"""A bare grpc.aio v2 echo, to measure what one hand-over costs on its own.
+"""A bare gRPC v2 echo, to measure what one hand-over costs on its own, on grpc.aio
+and on grpcio's threaded server.
 
-    python grpc_echo.py --port 8081 --hop none|await|thread
+    python grpc_echo.py --port 8081 --hop none|await|thread|sync|sync-thread
 
 --hop none:   the reply is built in the handler (the shared harness's grpc.aio ceiling)
 --hop await:  the handler first awaits once (asyncio.sleep(0)): one suspension

@@ -33,42 +33,34 @@ def load_runtime(project: Path):
     sys.path.insert(0, str(project))
     modules = {}
     for name in (
-        "background", "logs", "model", "service", "state", "grpc_api.codec",
+        "background", "logs", "loader", "settings", "state", "grpc_api.codec",
         "governance.guard", "governance.metrics", "governance.tracing", "proto",
     ):  # fmt: skip
         modules[name] = importlib.import_module(f"taichu_runtime.{name}")
     return SimpleNamespace(**{k.split(".")[-1]: v for k, v in modules.items()})
 
 
-def identity_service(rt):
-    class Identity(rt.service.Service):
-        def _preprocess(self, data, context):
-            return data
-
-        def _inference(self, data, context):
-            return data
-
-        def _postprocess(self, data, context):
-            return data
-
-    return Identity("models")
-
-
-def build(rt, metrics_on: bool):
-    settings = SimpleNamespace(
-        access_log=True, request_timeout=0, max_qps=0, workers=1
+def build(rt, project: Path, metrics_on: bool):
+    """The guard and model host a worker makes, from the project's own config.ini and
+    customize_service.py (the documented identity model)."""
+    settings = rt.settings.load_settings(
+        ["--config", str(project / "config.ini")],
+        {
+            "TAICHU_SERVICE_FILE": str(project / "customize_service.py"),
+            "TAICHU_MODEL_PATH": str(project / "models"),
+            "TAICHU_METRICS": str(metrics_on).lower(),
+        },
     )
-    state = rt.state.ServerState()
-    tracing = rt.tracing.NoTracing()
-    guard = rt.guard.Guard(settings, state, None, tracing)
-    metrics = None
-    if metrics_on:
-        metrics = rt.metrics.Metrics("ModelService", lambda: guard.inflight)
-        guard.metrics = metrics
-    host = rt.model.ModelHost(
-        identity_service(rt), "ModelService", "1", metrics=metrics, tracing=tracing
+    guard = rt.guard.Guard(
+        settings, rt.state.ServerState(), None, rt.tracing.NoTracing()
     )
-    return guard, host
+
+    def instruments(model_name: str):
+        if settings.metrics:
+            guard.metrics = rt.metrics.Metrics(model_name, lambda: guard.inflight)
+        return guard.metrics, guard.tracing
+
+    return guard, rt.loader.load_model(settings, instruments)
 
 
 def small_request(rt):
@@ -121,12 +113,13 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
-        rt = load_runtime(render_project(Path(tmp) / "project", ""))
+        project = render_project(Path(tmp) / "project", "")
+        rt = load_runtime(project)
         rt.logs.configure_logging("info", batched=True)  # as in a worker
         rt.logs.logging.getLogger().handlers[0].stream = open("/dev/null", "w")
         rt.background.start()
         message = small_request(rt)
-        servers = {on: build(rt, on) for on in (True, False)}
+        servers = {on: build(rt, project, on) for on in (True, False)}
         samples = {(path, on): [] for path in ("grpc", "http") for on in (True, False)}
         for round_ in range(args.rounds):
             for on in (True, False) if round_ % 2 else (False, True):

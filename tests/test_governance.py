@@ -310,6 +310,70 @@ def test_queue_full_is_rejected_at_once_and_health_is_never_limited(governed):
     assert all(e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED for e in exhausted)
 
 
+def timed_grpc_infer(server, **parameters):
+    """(seconds taken, status code) of one ModelInfer."""
+    started = time.monotonic()
+    try:
+        grpc_infer(server, **parameters)
+        code = grpc.StatusCode.OK
+    except grpc.RpcError as error:
+        code = error.code()
+    return time.monotonic() - started, code
+
+
+def test_grpc_calls_waiting_for_a_thread_count_towards_the_queue(governed):
+    # One call in the model and 20 waiting: 8 call threads take 8 of them in, the other
+    # 13 admitted wait in the call pool's queue; the 9 beyond are turned away at once.
+    server = governed(config={"max_concurrent_requests": "1", "max_queue_size": "20"})
+    with ThreadPoolExecutor(30) as pool:
+        futures = [pool.submit(timed_grpc_infer, server, delay=0.4) for _ in range(30)]
+        time.sleep(0.25)  # all have arrived, none has finished
+        # Meanwhile: HTTP finds the queue full too; probes and metadata do not wait.
+        late_http = httpx.post(infer_url(server), json=BODY, timeout=10)
+        with grpc.insecure_channel(server.grpc) as channel:
+            started = time.monotonic()
+            health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=5
+            )
+            channel.unary_unary(
+                "/inference.GRPCInferenceService/ServerReady",
+                request_serializer=pb2.ServerReadyRequest.SerializeToString,
+                response_deserializer=pb2.ServerReadyResponse.FromString,
+            )(pb2.ServerReadyRequest(), timeout=5)
+            probe_seconds = time.monotonic() - started
+        results = [f.result() for f in futures]
+    rejected = [seconds for seconds, code in results if code != grpc.StatusCode.OK]
+    assert len(rejected) == 9
+    assert all(
+        code in (grpc.StatusCode.OK, grpc.StatusCode.RESOURCE_EXHAUSTED)
+        for _, code in results
+    )
+    assert max(rejected) < 1.0  # at once, not after their turn (21 x 0.4 s)
+    assert late_http.status_code == 429
+    assert probe_seconds < 1.0
+    samples = metric_samples(server)
+    assert (
+        value(
+            samples, "taichu_rejected_requests_total", model=MODEL, reason="queue_full"
+        )
+        == 10
+    )
+
+
+def test_request_timeout_counts_the_wait_for_a_grpc_thread(governed):
+    server = governed(config={"max_concurrent_requests": "1", "request_timeout": "0.5"})
+    with ThreadPoolExecutor(20) as pool:
+        results = list(
+            pool.map(lambda _: timed_grpc_infer(server, delay=0.2), range(20))
+        )
+    codes = [code for _, code in results]
+    assert codes.count(grpc.StatusCode.OK) >= 1
+    assert codes.count(grpc.StatusCode.DEADLINE_EXCEEDED) >= 15
+    assert set(codes) == {grpc.StatusCode.OK, grpc.StatusCode.DEADLINE_EXCEEDED}
+    # Counted from arrival: a call that waited for a thread is not given 0.5 s more.
+    assert max(seconds for seconds, _ in results) < 0.9
+
+
 def test_request_timeout_and_grpc_deadline(governed):
     server = governed(config={"request_timeout": "0.3"})
     reply = httpx.post(infer_url(server), json=with_parameters(delay=1.0), timeout=10)
@@ -573,4 +637,20 @@ def test_sigterm_lets_50_in_flight_requests_finish(governed):
     assert [r.status_code for r in replies] == [200] * 50
     assert ready.status_code == 503
     assert late.status_code == 503 and "shutting down" in late.json()["error"]
+    assert server.wait_exit(timeout=30) == 0
+
+
+def test_sigterm_lets_50_in_flight_grpc_calls_finish(governed):
+    # 6 model threads and 13 call threads: most of the 50 still wait for a thread
+    # when the signal comes, and are served all the same.
+    server = governed(config={"max_queue_size": "100"})
+    with ThreadPoolExecutor(50) as pool:
+        futures = [pool.submit(timed_grpc_infer, server, delay=0.5) for _ in range(50)]
+        time.sleep(0.3)
+        server.process.send_signal(signal.SIGTERM)
+        time.sleep(0.2)
+        _, late = timed_grpc_infer(server)
+        codes = [f.result()[1] for f in futures]
+    assert codes == [grpc.StatusCode.OK] * 50
+    assert late == grpc.StatusCode.UNAVAILABLE
     assert server.wait_exit(timeout=30) == 0

@@ -15,10 +15,7 @@ reference/grpc_echo.py (threaded server, with and without a hand-over). Not part
 import argparse
 import os
 import random
-import shlex
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,26 +25,14 @@ from common import BENCH, free_port, render_project, server_command
 from run import VARIANTS
 
 sys.path.insert(0, str(BENCH))
-import bench  # noqa: E402  the shared harness: payloads, h2load output, process trees
+import bench  # noqa: E402  the shared harness: payloads, h2load, the server process
 from v2proto import load  # noqa: E402
 
 ECHO = Path(__file__).resolve().parent / "reference" / "grpc_echo.py"
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_ticks(pid: int) -> int:
-    total = 0
-    for process in bench.proc_tree(pid):
-        try:
-            stat = Path(f"/proc/{process}/stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(")") + 2 :].split()
-        total += int(fields[11]) + int(fields[12])  # utime + stime
-    return total
-
-
-def wait_ready(port: int, process: subprocess.Popen) -> None:
+def ready_probe(port: int):
     import grpc
 
     pb2, _ = load()
@@ -56,55 +41,48 @@ def wait_ready(port: int, process: subprocess.Popen) -> None:
         request_serializer=pb2.ServerReadyRequest.SerializeToString,
         response_deserializer=pb2.ServerReadyResponse.FromString,
     )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}")
+
+    def probe() -> bool:
         try:
-            if ready(pb2.ServerReadyRequest(), timeout=1).ready:
-                return
+            return ready(pb2.ServerReadyRequest(), timeout=1).ready
         except Exception:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError("server not ready after 30 s")
+            return False
+
+    return probe
 
 
-def measure(command: str, model: str, seconds: int, frame_file: Path, log) -> tuple:
+def measure(command: str, model: str, seconds: int, tmp: str) -> tuple:
     """(CPU µs per call, calls/s, CPU utilisation) of one server."""
     port = free_port()
-    argv = ["taskset", "-c", "0"] + shlex.split(
-        command.format(grpc=port, http=free_port())
+    server = bench.Server(
+        command.format(grpc=port, http=free_port()),
+        None,
+        {},
+        "0",
+        str(Path(tmp) / "servers.log"),
     )
-    process = subprocess.Popen(
-        argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
+    server.start()
     try:
-        wait_ready(port, process)
+        server.wait_ready(ready_probe(port), 30)
         pb2, _ = load()
         payload = bench.Payloads("small", "tensor", model, None, 0)
-        frame_file.write_bytes(
-            bench.grpc_frame(payload.grpc_msg(pb2, raw=False).SerializeToString())
-        )
-        url = f"http://127.0.0.1:{port}/inference.GRPCInferenceService/ModelInfer"
+        frame = bench.grpc_frame(payload.grpc_msg(pb2, raw=False).SerializeToString())
+        path = "/inference.GRPCInferenceService/ModelInfer"
 
-        def h2load(duration: int) -> str:
-            return subprocess.run(
-                ["taskset", "-c", "1", "h2load", "-t1", "-c1", "-m64",
-                 f"-D{duration}", "-d", str(frame_file),
-                 "-H", "content-type: application/grpc", "-H", "te: trailers", url],
-                capture_output=True, text=True, check=True,
-            ).stdout  # fmt: skip
+        def h2load(duration: int) -> dict:
+            return bench.run_h2load(
+                f"127.0.0.1:{port}", path, frame, 64, duration, 0, "1", tmp, 0, 1
+            )
 
         h2load(1)  # warm-up
-        ticks, started = cpu_ticks(process.pid), time.monotonic()
-        out = h2load(seconds)
-        used = (cpu_ticks(process.pid) - ticks) / TICKS
+        ticks, started = server.cpu_ticks(), time.monotonic()
+        result = h2load(seconds)
+        used = (server.cpu_ticks() - ticks) / TICKS
         wall = time.monotonic() - started
-        succeeded = int(bench.H2_RE["requests"].search(out).group(4))
-        return used / succeeded * 1e6, succeeded / seconds, used / wall
+        calls = result["rps"] * seconds
+        return used / calls * 1e6, result["rps"], used / wall
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait()
+        server.stop()
 
 
 def main() -> None:
@@ -129,21 +107,18 @@ def main() -> None:
             command = f"{sys.executable} {ECHO} --port {{grpc}} --hop {hop}"
             servers[f"echo, hop {hop}"] = (command, "echo")
         results = {name: [] for name in servers}
-        with open(Path(tmp) / "servers.log", "ab") as log:
-            for round_number in range(args.rounds):
-                names = list(servers)
-                random.shuffle(names)
-                for name in names:
-                    command, model = servers[name]
-                    result = measure(
-                        command, model, args.seconds, Path(tmp) / "frame.bin", log
-                    )
-                    results[name].append(result)
-                    print(
-                        f"round {round_number + 1}: {name}: {result[0]:.0f} us/call, "
-                        f"{result[1]:.0f} calls/s, utilisation {result[2]:.2f}",
-                        flush=True,
-                    )
+        for round_number in range(args.rounds):
+            names = list(servers)
+            random.shuffle(names)
+            for name in names:
+                command, model = servers[name]
+                result = measure(command, model, args.seconds, tmp)
+                results[name].append(result)
+                print(
+                    f"round {round_number + 1}: {name}: {result[0]:.0f} us/call, "
+                    f"{result[1]:.0f} calls/s, utilisation {result[2]:.2f}",
+                    flush=True,
+                )
     first = statistics.median(r[0] for r in results[next(iter(results))])
     print(
         f"\ngrpc-small at 64 (h2load), {args.rounds} interleaved rounds of "

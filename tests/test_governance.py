@@ -641,8 +641,8 @@ def test_sigterm_lets_50_in_flight_requests_finish(governed):
 
 
 def test_sigterm_lets_50_in_flight_grpc_calls_finish(governed):
-    # 6 model threads and 13 call threads: most of the 50 still wait for a thread
-    # when the signal comes, and are served all the same.
+    # A thread-safe model has min(32, cores + 4) threads and 7 call threads more:
+    # most of the 50 still wait for a thread when the signal comes, and are served.
     server = governed(config={"max_queue_size": "100"})
     with ThreadPoolExecutor(50) as pool:
         futures = [pool.submit(timed_grpc_infer, server, delay=0.5) for _ in range(50)]

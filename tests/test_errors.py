@@ -170,6 +170,8 @@ def grpc_request(
     item = request.inputs.add(name=name, datatype=datatype, shape=list(shape))
     if datatype == "INT32":
         item.contents.int_contents.extend(values)
+    elif datatype == "UINT8":
+        item.contents.uint_contents.extend(values)
     return request
 
 
@@ -204,6 +206,18 @@ GRPC_CASES = [
         grpc_request(shape=(5,)),
         grpc.StatusCode.INVALID_ARGUMENT,
         "needs 5 elements",
+    ),
+    (
+        "negative dimension",
+        grpc_request(shape=(-2,)),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "non-negative integers",
+    ),
+    (
+        "overflow",
+        grpc_request(datatype="UINT8", shape=(1,), values=(300,)),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "does not fit UINT8",
     ),
     (
         "raw size",

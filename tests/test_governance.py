@@ -3,6 +3,7 @@ request ids and logs, limits, token, TLS, probes, warm-up, crash restart, SIGTER
 
 import asyncio
 import json
+import math
 import re
 import signal
 import ssl
@@ -90,6 +91,8 @@ def test_metrics_by_protocol_status_stage_and_stream(governed):
     for _ in range(3):
         assert httpx.post(infer_url(server), json=BODY).status_code == 200
     assert httpx.post(infer_url(server), json={"inputs": "bad"}).status_code == 400
+    failed = httpx.post(infer_url(server), json=with_parameters(fail=True))
+    assert failed.status_code == 500
     for _ in range(2):
         grpc_infer(server)
     samples = metric_samples(server)
@@ -107,15 +110,23 @@ def test_metrics_by_protocol_status_stage_and_stream(governed):
         == 2
     )
     assert (
-        value(samples, "taichu_request_duration_seconds_count", protocol="http", **base)
-        == 4
+        value(samples, "taichu_requests_total", protocol="http", status="500", **base)
+        == 1
     )
-    for stage in ("preprocess", "inference", "postprocess"):
+    assert (
+        value(samples, "taichu_request_duration_seconds_count", protocol="http", **base)
+        == 5
+    )
+    # The failed request waited and was preprocessed; its failed hook and the one
+    # after it are left out.
+    for stage, count in (("preprocess", 6), ("inference", 5), ("postprocess", 5)):
         assert (
             value(samples, "taichu_stage_duration_seconds_count", stage=stage, **base)
-            == 5
+            == count
         )
-    assert value(samples, "taichu_queue_wait_seconds_count", **base) == 5
+        total = value(samples, "taichu_stage_duration_seconds_sum", stage=stage, **base)
+        assert math.isfinite(total) and total >= 0
+    assert value(samples, "taichu_queue_wait_seconds_count", **base) == 6
     assert value(samples, "taichu_inflight_requests", **base) == 0
 
 

@@ -1,7 +1,7 @@
 """A bare gRPC v2 echo, to measure what one hand-over costs on its own, on grpc.aio
 and on grpcio's threaded server.
 
-    python grpc_echo.py --port 8081 --hop none|await|thread|sync|sync-thread
+    python grpc_echo.py --port 8081 --hop none|await|thread|sync|sync-thread|sync-pipelined
 
 --hop none:   the reply is built in the handler (the shared harness's grpc.aio ceiling)
 --hop await:  the handler first awaits once (asyncio.sleep(0)): one suspension
@@ -9,12 +9,18 @@ and on grpcio's threaded server.
               must do that keeps the user's code off the event loop
 --hop sync:   grpcio's threaded server (no event loop): the handler runs on a pool thread
 --hop sync-thread: the threaded server, the reply built on one other thread
+--hop sync-pipelined: as sync-thread; a stream's messages are read ahead on a thread
+              of their own and handed over without waiting for the previous reply
+
+ModelStreamInfer answers each message of the stream the same way.
 """
 
 import argparse
 import asyncio
 import os
+import queue
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -61,10 +67,20 @@ class Echo(pb2_grpc.GRPCInferenceServiceServicer):
             return await loop.run_in_executor(self.thread, reply_to, request)
         return reply_to(request)
 
+    async def ModelStreamInfer(self, requests, context):
+        async for request in requests:
+            if self.hop == "thread":
+                loop = asyncio.get_running_loop()
+                reply = await loop.run_in_executor(self.thread, reply_to, request)
+            else:
+                reply = reply_to(request)
+            yield pb2.ModelStreamInferResponse(infer_response=reply)
+
 
 class SyncEcho(pb2_grpc.GRPCInferenceServiceServicer):
     def __init__(self, hop: str) -> None:
-        self.thread = ThreadPoolExecutor(1) if hop == "sync-thread" else None
+        self.thread = ThreadPoolExecutor(1) if hop != "sync" else None
+        self.pipelined = hop == "sync-pipelined"
 
     def ServerReady(self, request, context):
         return pb2.ServerReadyResponse(ready=True)
@@ -76,6 +92,35 @@ class SyncEcho(pb2_grpc.GRPCInferenceServiceServicer):
         if self.thread is not None:
             return self.thread.submit(reply_to, request).result()
         return reply_to(request)
+
+    def ModelStreamInfer(self, requests, context):
+        if self.pipelined:
+            yield from self._pipelined(requests)
+            return
+        for request in requests:
+            reply = self.ModelInfer(request, context)
+            yield pb2.ModelStreamInferResponse(infer_response=reply)
+
+    def _pipelined(self, requests):
+        import queue, threading
+
+        replies = queue.SimpleQueue()
+        window = threading.Semaphore(16)
+
+        def read():
+            for request in requests:
+                window.acquire()
+                replies.put(self.thread.submit(reply_to, request))
+            replies.put(None)
+
+        threading.Thread(target=read, daemon=True).start()
+        while True:
+            future = replies.get()
+            if future is None:
+                return
+            reply = future.result()
+            window.release()
+            yield pb2.ModelStreamInferResponse(infer_response=reply)
 
 
 def serve_sync(port: int, hop: str) -> None:
@@ -99,7 +144,7 @@ if __name__ == "__main__":
     parser.add_argument("--port", type=int, default=8081)
     parser.add_argument(
         "--hop",
-        choices=["none", "await", "thread", "sync", "sync-thread"],
+        choices=["none", "await", "thread", "sync", "sync-thread", "sync-pipelined"],
         default="none",
     )
     args = parser.parse_args()

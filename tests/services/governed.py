@@ -1,4 +1,4 @@
-"""A thread-safe model steered by request parameters: sleeps, logs, counts, crashes."""
+"""A thread-safe model steered by request parameters: sleeps, logs, counts, fails, crashes."""
 
 import ctypes
 import logging
@@ -26,6 +26,8 @@ class GovernedService(Service):
         logger.info("inference for %s", context["request_id"])
         if options.get("crash"):
             ctypes.string_at(0)  # a segfault, as a broken native extension would cause
+        if options.get("fail"):
+            raise RuntimeError("asked to fail")
         time.sleep(float(options.get("delay", 0)))
         if context.get("protocol") == "warmup" or "x" not in data:
             return {"calls": calls}

@@ -167,6 +167,20 @@ def test_cancel_mid_stream_runs_the_generators_finally(streamer):
     wait_for(lambda: stats(streamer)["finally_runs"] == before + 1)
 
 
+def test_client_deadline_ends_the_stream_and_runs_the_generators_finally(streamer):
+    """Streams have no request_timeout: the client's deadline is what ends them."""
+    before = stats(streamer)["finally_runs"]
+    with grpc.insecure_channel(streamer.grpc) as channel:
+        call = stream_call(channel)(iter([message(n=1000, delay=0.01)]), timeout=1)
+        with pytest.raises(grpc.RpcError) as raised:
+            for _ in call:
+                pass
+        assert raised.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    wait_for(lambda: stats(streamer)["finally_runs"] == before + 1)
+    with grpc.insecure_channel(streamer.grpc) as channel:  # and it goes on serving
+        assert token(next(stream_call(channel)(iter([message(n=1)]), timeout=10)))
+
+
 def test_an_error_answers_its_message_and_the_stream_goes_on(streamer):
     messages = [
         message("a", n=2),

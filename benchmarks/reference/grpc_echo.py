@@ -102,10 +102,10 @@ class SyncEcho(pb2_grpc.GRPCInferenceServiceServicer):
             yield pb2.ModelStreamInferResponse(infer_response=reply)
 
     def _pipelined(self, requests):
-        import queue, threading
-
+        """A second thread reads the stream and hands each message to the other
+        thread at once; this one sends the replies in order as they are ready."""
         replies = queue.SimpleQueue()
-        window = threading.Semaphore(16)
+        window = threading.Semaphore(16)  # messages read but not answered yet
 
         def read():
             for request in requests:

@@ -312,6 +312,53 @@ def test_twenty_streams_and_unary_traffic_together(streamer):
         assert latency < 2.0
 
 
+def test_streams_and_unary_calls_never_run_the_hooks_at_once(make_project, start_server):
+    # Up to 8 requests are admitted at once, but the service is not thread-safe: the
+    # streams' messages (run on their own threads) and the unary calls (on the model
+    # thread) must still take turns.
+    running = start_server(
+        make_project("streaming"), env={"TAICHU_MAX_CONCURRENT_REQUESTS": "8"}
+    )
+
+    async def main():
+        async with (
+            grpc.aio.insecure_channel(running.grpc) as channel,
+            httpx.AsyncClient(base_url=running.http, timeout=30) as client,
+        ):
+            infer = channel.unary_unary(
+                "/inference.GRPCInferenceService/ModelInfer",
+                request_serializer=pb2.ModelInferRequest.SerializeToString,
+                response_deserializer=pb2.ModelInferResponse.FromString,
+            )
+
+            async def one_stream(index):
+                messages = [message(f"s{index}-{n}", n=5) for n in range(4)]
+                call = stream_call(channel)
+                return [token(r) async for r in call(iter(messages))]
+
+            async def one_http(index):
+                body = {"id": f"h{index}", "parameters": {"mode": "count"}}
+                reply = await client.post(f"/v2/models/{MODEL}/infer", json=body)
+                return reply.json()["parameters"]
+
+            async def one_grpc(index):
+                reply = await infer(message(f"g{index}", mode="count"))
+                assert reply.id == f"g{index}" and reply.outputs[0].name == "count"
+                return list(reply.outputs[0].contents.int64_contents)
+
+            return await asyncio.gather(
+                asyncio.gather(*(one_stream(i) for i in range(8))),
+                asyncio.gather(*(one_http(i) for i in range(40))),
+                asyncio.gather(*(one_grpc(i) for i in range(40))),
+            )
+
+    streams, https, grpcs = asyncio.run(main())
+    for tokens in streams:
+        assert tokens == [f"tok{i}" for i in range(5)] * 4
+    assert https == [{"count": 1}] * 40 and grpcs == [[1]] * 40
+    assert stats(running)["most_at_once"] == 1
+
+
 def test_readme_streaming_example(make_project, start_server):
     project = make_project()
     (project / "customize_service.py").write_text(readme_example("## Streaming"))

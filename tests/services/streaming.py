@@ -1,9 +1,12 @@
 """Streams tokens; keeps a counter in the stream's context; records generator clean-up.
 
 Everything is steered by request parameters: mode = tokens | async | count | error | stats.
+It also records the most hooks (or generator steps) it ever saw running at once.
 """
 
 import asyncio
+import contextlib
+import threading
 import time
 
 from taichu_serve import Service
@@ -14,12 +17,32 @@ class StreamingService(Service):
         super().__init__(model_path)
         self.finally_runs = 0
         self.stream_contexts = []
+        self._lock = threading.Lock()
+        self.running = self.most_at_once = 0
+
+    @contextlib.contextmanager
+    def _busy(self):
+        """Counts what runs at once; the service is not thread-safe, so: never two."""
+        with self._lock:
+            self.running += 1
+            self.most_at_once = max(self.most_at_once, self.running)
+        try:
+            time.sleep(0.0005)  # long enough for an overlap to show
+            yield
+        finally:
+            with self._lock:
+                self.running -= 1
+
+    def _inference(self, data, context):
+        with self._busy():
+            return data
 
     def _postprocess(self, data, context):
         options = context["parameters"]
         mode = options.get("mode", "tokens")
         if mode == "stats":
             return {
+                "most_at_once": self.most_at_once,
                 "finally_runs": self.finally_runs,
                 # contexts of finished streams are emptied by the server
                 "open_contexts": sum(1 for c in self.stream_contexts if c),
@@ -45,6 +68,8 @@ class StreamingService(Service):
     def _tokens(self, count, delay, fail_at):
         try:
             for index in range(count):
+                with self._busy():
+                    pass
                 if delay:
                     time.sleep(delay)
                 if index == fail_at:

@@ -7,6 +7,9 @@ import math
 import re
 import signal
 import ssl
+import subprocess
+import sys
+import textwrap
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -277,6 +280,82 @@ def test_request_ids_and_json_access_log(governed):
     assert access["grpc-9"]["protocol"] == "grpc"
     user = [l for l in lines if l["logger"] == "customize_service"]
     assert {"abc-123", "grpc-9", generated} <= {l["request_id"] for l in user}
+
+
+def test_text_access_lines_and_a_users_filter_on_them(make_project, start_server):
+    # Access lines skip the LogRecord while logging is as the server set it up; a
+    # filter the user adds must still see every line (here it drops gRPC ones).
+    project = make_project("governed")
+    service = project / "customize_service.py"
+    service.write_text(service.read_text() + textwrap.dedent("""
+            class DropGrpcLines(logging.Filter):
+                def filter(self, record):
+                    return getattr(record, "protocol", "") != "grpc"
+
+
+            if os.environ.get("DROP_GRPC_ACCESS_LINES"):
+                logging.getLogger("taichu_runtime.access").addFilter(DropGrpcLines())
+            """))
+    service.write_text("import os\n" + service.read_text())
+    logs = {}
+    for name, env in (("plain", {}), ("filtered", {"DROP_GRPC_ACCESS_LINES": "1"})):
+        server = start_server(project, env=env)
+        httpx.post(infer_url(server), json=BODY, headers={"X-Request-Id": f"{name}-h"})
+        grpc_infer(server, metadata=(("x-request-id", f"{name}-g"),))
+        time.sleep(0.3)
+        logs[name] = server.log
+        server.stop()
+
+    line = next(l for l in logs["plain"].splitlines() if " plain-h taichu_r" in l)
+    pattern = (
+        r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO \[\d+\] plain-h "
+        rf"taichu_runtime.access: http {MODEL} 200 \d+\.\d\dms"
+    )
+    assert re.fullmatch(pattern, line), line
+    assert " plain-g taichu_runtime.access: grpc " in logs["plain"]
+    assert " filtered-h taichu_runtime.access: http " in logs["filtered"]
+    assert " filtered-g taichu_runtime.access" not in logs["filtered"]
+
+
+ACCESS_LINES_BOTH_WAYS = """
+import io, time
+from taichu_runtime import logs
+
+for json_lines in (False, True):
+    logs.configure_logging("info", json_lines=json_lines, batched=True)
+    handler = logs.ACCESS_LOG.handler
+    entries = [
+        (time.time() + k * 0.3337, f"id{k}", "M", "grpc", 200 + k, 0.1234567 * k)
+        for k in range(50)
+    ]
+    outputs = []
+    for direct in (True, False):
+        handler.stream = io.StringIO()
+        for entry in entries:
+            if direct:
+                logs.ACCESS_LOG.backlog.append(entry)
+            else:
+                logs.ACCESS_LOG._write(entry)  # through a LogRecord
+        logs.ACCESS_LOG.drain()
+        handler.flush()
+        outputs.append(handler.stream.getvalue())
+    assert logs.ACCESS_LOG._direct_handler() is handler
+    assert outputs[0] == outputs[1], outputs
+    assert len(outputs[0].splitlines()) == 50
+print("same")
+"""
+
+
+def test_access_lines_written_directly_equal_those_made_by_logging(make_project):
+    project = make_project()
+    done = subprocess.run(
+        [sys.executable, "-c", ACCESS_LINES_BOTH_WAYS],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.stdout.strip() == "same", done.stderr
 
 
 # -- limits -----------------------------------------------------------------------------------

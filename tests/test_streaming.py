@@ -312,7 +312,9 @@ def test_twenty_streams_and_unary_traffic_together(streamer):
         assert latency < 2.0
 
 
-def test_streams_and_unary_calls_never_run_the_hooks_at_once(make_project, start_server):
+def test_streams_and_unary_calls_never_run_the_hooks_at_once(
+    make_project, start_server
+):
     # Up to 8 requests are admitted at once, but the service is not thread-safe: the
     # streams' messages (run on their own threads) and the unary calls (on the model
     # thread) must still take turns.

@@ -309,7 +309,9 @@ def test_twenty_streams_and_unary_traffic_together(streamer):
         assert tokens == [f"tok{i}" for i in range(20)] and ids == {f"s{index}"}
     for index, (body, latency) in enumerate(unaries):
         assert body["id"] == f"u{index}" and body["parameters"] == {"count": 1}
-        assert latency < 2.0
+        assert (
+            latency < 0.8
+        )  # the streams take 2.5 s: unary calls get their turn between items
 
 
 def test_streams_and_unary_calls_never_run_the_hooks_at_once(

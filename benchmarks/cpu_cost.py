@@ -2,7 +2,7 @@
 
     python benchmarks/cpu_cost.py                                   # grpc-small
     python benchmarks/cpu_cost.py --scenarios grpc-small,http-small,grpc-stream \\
-        --variants default,no-metrics --echoes '' --rounds 10       # what metrics cost
+        --variants no-metrics,default --echoes '' --rounds 8 --segments 6  # metrics
     python benchmarks/cpu_cost.py --scenarios grpc-stream --anchors mlserver-pw0
 
 Starts each server pinned to CPU 0 and loads it from CPU 1 with the shared harness
@@ -12,10 +12,14 @@ the CPU time the server's processes used by the requests they answered. Throughp
 this VM varies by a fifth between rounds (steal time, which a process's CPU time does
 not include); CPU time per request by a few per cent, so it answers "which costs less"
 in far fewer rounds. At saturation (utilisation 1.00) requests per second is
-1 / (CPU per request). Each server is compared with the first one: the mean of the
-per-round ratios (each round runs one scenario's servers back to back, so the drift of
-the VM's speed over the run cancels), with a bootstrap 95 % interval over the rounds,
-for CPU per request and for requests per second.
+1 / (CPU per request).
+
+A round starts one scenario's servers together (new processes each round) and loads
+them one after another, `--segments` times over in a new order each time. Each server
+is compared with the first one: the geometric mean of the ratios measured in the same
+segment (seconds apart, so the drift of the VM's speed cancels), with a bootstrap 95 %
+interval that draws whole rounds (a round's segments share their processes), for CPU
+per request and for requests per second.
 
 Servers: the generated identity project in each variant of run.py, the bare echoes of
 reference/grpc_echo.py (threaded server, with and without a hand-over; gRPC only) and,
@@ -119,10 +123,17 @@ class Result(NamedTuple):
     rate: float  # answered per second
     utilisation: float  # CPU seconds per second
     errors: int
+    round: int  # the round (the server processes) it was measured in
 
 
-def measure(spec: Spec, scenario: str, seconds: int, tmp: str) -> Result:
-    """Start the server, warm it up for a second, then load it for `seconds`."""
+class Running(NamedTuple):
+    server: "bench.Server"
+    ports: dict
+    payload: "bench.Payloads"
+
+
+def start(spec: Spec, scenario: str, tmp: str) -> Running:
+    """Start the server and wait until it is ready."""
     ports = {"grpc": free_port(), "http": free_port(), "metrics": free_port()}
     server = bench.Server(
         spec.command.format(**ports),
@@ -132,46 +143,87 @@ def measure(spec: Spec, scenario: str, seconds: int, tmp: str) -> Result:
         str(Path(tmp) / "servers.log"),
     )
     server.start()
+    if scenario.startswith("http"):
+        url = f"http://127.0.0.1:{ports['http']}/v2/health/ready"
+        probe = lambda: bench.http_get_status(url) == 200  # noqa: E731
+    else:
+        target = f"127.0.0.1:{ports['grpc']}"
+        probe = bench.grpc_ready_probe(target, "inference.GRPCInferenceService")
     try:
-        if scenario.startswith("http"):
-            url = f"http://127.0.0.1:{ports['http']}/v2/health/ready"
-            probe = lambda: bench.http_get_status(url) == 200  # noqa: E731
-        else:
-            target = f"127.0.0.1:{ports['grpc']}"
-            probe = bench.grpc_ready_probe(target, "inference.GRPCInferenceService")
         server.wait_ready(probe, 60)
-        payload = bench.Payloads("small", "tensor", spec.model, None, 0)
-        run_load = SCENARIOS[scenario]
-        run_load(ports, payload, 1, tmp)  # warm-up
-        ticks, started = server.cpu_ticks(), time.monotonic()
-        answered, errors = run_load(ports, payload, seconds, tmp)
-        used = (server.cpu_ticks() - ticks) / TICKS
-        wall = time.monotonic() - started
-        cost = used / answered * 1e6 if answered else float("inf")
-        return Result(cost, answered / seconds, used / wall, errors)
-    finally:
+    except BaseException:
         server.stop()
+        raise
+    return Running(
+        server, ports, bench.Payloads("small", "tensor", spec.model, None, 0)
+    )
+
+
+def measure(running: Running, scenario: str, seconds: int, tmp: str, round_: int):
+    """Load a running server for `seconds`: its CPU time per answered request."""
+    server, ports, payload = running
+    ticks, started = server.cpu_ticks(), time.monotonic()
+    answered, errors = SCENARIOS[scenario](ports, payload, seconds, tmp)
+    used = (server.cpu_ticks() - ticks) / TICKS
+    wall = time.monotonic() - started
+    cost = used / answered * 1e6 if answered else float("inf")
+    return Result(cost, answered / seconds, used / wall, errors, round_)
+
+
+def run_round(specs: dict, scenario: str, args, tmp: str, round_: int) -> dict:
+    """Start the servers of one scenario, warm each up for a second, then load them
+    one after another for `args.seconds`, `args.segments` times over, in a new order
+    each time. The servers wait idle (pinned to the same CPU) while another is
+    loaded; neighbouring segments are seconds apart, so the VM's drift hardly enters
+    a ratio."""
+    running = {}
+    try:
+        for name, spec in specs.items():
+            running[name] = start(spec, scenario, tmp)
+            SCENARIOS[scenario](running[name].ports, running[name].payload, 1, tmp)
+        results = {name: [] for name in specs}
+        for segment in range(args.segments):
+            for name in random.sample(list(specs), len(specs)):
+                result = measure(running[name], scenario, args.seconds, tmp, round_)
+                results[name].append(result)
+                print(
+                    f"round {round_ + 1}.{segment + 1}: {scenario} {name}: "
+                    f"{result.cpu_us:.0f} us, {result.rate:.0f}/s, "
+                    f"utilisation {result.utilisation:.2f}, errors {result.errors}",
+                    flush=True,
+                )
+        return results
+    finally:
+        for each in running.values():
+            each.server.stop()
 
 
 def paired_ratio(rows: list, base: list, field: str) -> tuple:
-    """The geometric mean of the per-round ratios of `field` (rows / base: each
-    round measures them back to back, so the VM's drift over the run cancels), and
-    its bootstrap 95 % interval over the rounds."""
-    logs = [math.log(getattr(a, field) / getattr(b, field)) for a, b in zip(rows, base)]
+    """The geometric mean of the ratios of `field` (rows / base) measured side by
+    side (the same segment of the same round), and its 95 % interval: a bootstrap
+    that draws whole rounds, since segments of one round share their server
+    processes and are not independent."""
+    by_round: dict = {}
+    for a, b in zip(rows, base):
+        ratio = math.log(getattr(a, field) / getattr(b, field))
+        by_round.setdefault(a.round, []).append(ratio)
+    rounds = [statistics.fmean(logs) for logs in by_round.values()]
     draw = random.Random(7)
     means = sorted(
-        statistics.fmean(draw.choices(logs, k=len(logs))) for _ in range(2000)
+        statistics.fmean(draw.choices(rounds, k=len(rounds))) for _ in range(2000)
     )
-    return tuple(math.exp(x) for x in (statistics.fmean(logs), means[50], means[1949]))
+    return tuple(
+        math.exp(x) for x in (statistics.fmean(rounds), means[50], means[1949])
+    )
 
 
-def report(scenario: str, results: dict, rounds: int, seconds: int) -> None:
+def report(scenario: str, results: dict, args) -> None:
     names = list(results)
     base = results[names[0]]
     print(
-        f"\n{scenario}, {CONCURRENCY} in flight, {rounds} rounds of {seconds} s; "
-        f"ratios to {names[0]} measured in the same round (geometric mean, "
-        f"bootstrap 95 % interval)\n"
+        f"\n{scenario}, {CONCURRENCY} in flight, {args.rounds} rounds of "
+        f"{args.segments} segments of {args.seconds} s; ratios to {names[0]} measured "
+        f"in the same segment (geometric mean, 95 % interval over rounds)\n"
     )
     print(
         "| server | CPU µs per request (median) | ratio | interval | req/s (median) "
@@ -189,7 +241,7 @@ def report(scenario: str, results: dict, rounds: int, seconds: int) -> None:
             f"| {name} | {statistics.median(r.cpu_us for r in rows):.0f} {cost}"
             f"| {statistics.median(r.rate for r in rows):.0f} {rate}"
             f"| {sum(r.errors for r in rows)} "
-            f"| {', '.join(f'{r.cpu_us:.0f}' for r in rows)} |"
+            f"| {', '.join(f'{r.cpu_us:.0f}' for r in rows[:40])} |"
         )
 
 
@@ -210,8 +262,11 @@ def main() -> None:
         default="",
         help="comma list of NAME=DIR: projects rendered (and maybe edited) before",
     )
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--seconds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5, help="new processes each")
+    parser.add_argument(
+        "--segments", type=int, default=1, help="loads of each server per round"
+    )
+    parser.add_argument("--seconds", type=int, default=3, help="of one segment")
     args = parser.parse_args()
     scenarios = args.scenarios.split(",")
     with tempfile.TemporaryDirectory() as tmp:
@@ -231,28 +286,19 @@ def main() -> None:
             name, directory = given.split("=", 1)
             servers[name] = Spec(server_command(Path(directory), {}), "ModelService")
         results = {s: {name: [] for name in servers} for s in scenarios}
-        for round_number in range(args.rounds):
-            # Each scenario's servers back to back, in a new order every round.
-            cells = []
+        for round_ in range(args.rounds):
             for scenario in random.sample(scenarios, len(scenarios)):
-                names = [
-                    name
-                    for name in servers
+                specs = {
+                    name: spec
+                    for name, spec in servers.items()
                     if not (scenario.startswith("http") and name.startswith("echo"))
-                ]  # the echoes speak gRPC only
-                cells += [(scenario, name) for name in random.sample(names, len(names))]
-            for scenario, name in cells:
-                result = measure(servers[name], scenario, args.seconds, tmp)
-                results[scenario][name].append(result)
-                print(
-                    f"round {round_number + 1}: {scenario} {name}: "
-                    f"{result.cpu_us:.0f} us, {result.rate:.0f}/s, "
-                    f"utilisation {result.utilisation:.2f}, errors {result.errors}",
-                    flush=True,
-                )
+                }  # the echoes speak gRPC only
+                measured = run_round(specs, scenario, args, tmp, round_)
+                for name, rows in measured.items():
+                    results[scenario][name] += rows
     for scenario in scenarios:
         measured = {name: rows for name, rows in results[scenario].items() if rows}
-        report(scenario, measured, args.rounds, args.seconds)
+        report(scenario, measured, args)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import os
 import queue
 import time
 
@@ -361,6 +362,37 @@ def test_streams_and_unary_calls_never_run_the_hooks_at_once(
         assert tokens == [f"tok{i}" for i in range(5)] * 4
     assert https == [{"count": 1}] * 40 and grpcs == [[1]] * 40
     assert stats(running)["most_at_once"] == 1
+
+
+def test_a_thread_safe_services_streams_step_at_once_up_to_its_thread_count(
+    make_project, start_server
+):
+    project = make_project("streaming")
+    service = project / "customize_service.py"
+    service.write_text(
+        service.read_text().replace(
+            "class StreamingService(Service):\n",
+            "class StreamingService(Service):\n    thread_safe = True\n",
+        )
+    )
+    running = start_server(project)
+
+    async def main():
+        async with grpc.aio.insecure_channel(running.grpc) as channel:
+
+            async def one_stream(index):
+                call = stream_call(channel)
+                replies = call(iter([message(f"s{index}", n=10, delay=0.02)]))
+                return [token(r) async for r in replies]
+
+            return await asyncio.gather(*(one_stream(i) for i in range(40)))
+
+    for tokens in asyncio.run(main()):
+        assert tokens == [f"tok{i}" for i in range(10)]
+    threads = min(
+        32, (os.cpu_count() or 1) + 4
+    )  # the model threads of a thread-safe one
+    assert 2 <= stats(running)["most_at_once"] <= threads
 
 
 def test_readme_streaming_example(make_project, start_server):

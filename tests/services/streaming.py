@@ -69,9 +69,8 @@ class StreamingService(Service):
         try:
             for index in range(count):
                 with self._busy():
-                    pass
-                if delay:
-                    time.sleep(delay)
+                    if delay:
+                        time.sleep(delay)
                 if index == fail_at:
                     raise RuntimeError(f"failed at item {index}")
                 yield {"index": index, "token": f"tok{index}"}

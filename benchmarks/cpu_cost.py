@@ -35,6 +35,7 @@ import statistics
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import NamedTuple, Optional
 
@@ -172,19 +173,32 @@ def measure(running: Running, scenario: str, seconds: int, tmp: str, round_: int
 
 def run_round(specs: dict, scenario: str, args, tmp: str, round_: int) -> dict:
     """Start the servers of one scenario, warm each up for a second, then load them
-    one after another for `args.seconds`, `args.segments` times over, in a new order
-    each time. The servers wait idle (pinned to the same CPU) while another is
-    loaded; neighbouring segments are seconds apart, so the VM's drift hardly enters
-    a ratio."""
-    running = {}
+    for `args.seconds`, `args.segments` times over: one after another in a new order
+    each time (the others wait idle on the same CPU), or with `args.together` all at
+    once, each by a load tool of its own, so that they share CPU 0 and whatever the
+    VM does to it at the same moments."""
+    running, scratch = {}, {}
     try:
         for name, spec in specs.items():
+            scratch[name] = tempfile.mkdtemp(dir=tmp)  # the load tools' files
             running[name] = start(spec, scenario, tmp)
             SCENARIOS[scenario](running[name].ports, running[name].payload, 1, tmp)
         results = {name: [] for name in specs}
         for segment in range(args.segments):
-            for name in random.sample(list(specs), len(specs)):
-                result = measure(running[name], scenario, args.seconds, tmp, round_)
+            order = random.sample(list(specs), len(specs))
+
+            def load(name: str) -> Result:
+                return measure(
+                    running[name], scenario, args.seconds, scratch[name], round_
+                )
+
+            if args.together:
+                with ThreadPoolExecutor(len(order)) as pool:
+                    measured = dict(zip(order, pool.map(load, order)))
+            else:
+                measured = {name: load(name) for name in order}
+            for name in order:
+                result = measured[name]
                 results[name].append(result)
                 print(
                     f"round {round_ + 1}.{segment + 1}: {scenario} {name}: "
@@ -267,6 +281,11 @@ def main() -> None:
         "--segments", type=int, default=1, help="loads of each server per round"
     )
     parser.add_argument("--seconds", type=int, default=3, help="of one segment")
+    parser.add_argument(
+        "--together",
+        action="store_true",
+        help="load a round's servers at the same time (they share CPU 0)",
+    )
     args = parser.parse_args()
     scenarios = args.scenarios.split(",")
     with tempfile.TemporaryDirectory() as tmp:

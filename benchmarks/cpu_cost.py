@@ -2,7 +2,7 @@
 
     python benchmarks/cpu_cost.py                                   # grpc-small
     python benchmarks/cpu_cost.py --scenarios grpc-small,http-small,grpc-stream \\
-        --variants no-metrics,default --echoes '' --rounds 8 --segments 6  # metrics
+        --variants no-metrics,default --echoes '' --rounds 10 --segments 6 --together
     python benchmarks/cpu_cost.py --scenarios grpc-stream --anchors mlserver-pw0
 
 Starts each server pinned to CPU 0 and loads it from CPU 1 with the shared harness
@@ -15,7 +15,9 @@ in far fewer rounds. At saturation (utilisation 1.00) requests per second is
 1 / (CPU per request).
 
 A round starts one scenario's servers together (new processes each round) and loads
-them one after another, `--segments` times over in a new order each time. Each server
+them one after another, `--segments` times over in a new order each time; with
+`--together`, all at once, each by a load tool of its own, so that they share CPU 0
+and the VM's slow and fast moments (what metrics cost is measured so). Each server
 is compared with the first one: the geometric mean of the ratios measured in the same
 segment (seconds apart, so the drift of the VM's speed cancels), with a bootstrap 95 %
 interval that draws whole rounds (a round's segments share their processes), for CPU

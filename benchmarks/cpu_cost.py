@@ -243,7 +243,7 @@ def report(scenario: str, results: dict, args) -> None:
     )
     print(
         "| server | CPU µs per request (median) | ratio | interval | req/s (median) "
-        "| ratio | interval | errors | CPU µs every round |"
+        "| ratio | interval | errors | CPU µs per segment (the first 40) |"
     )
     print("|---|---:|---:|---|---:|---:|---|---:|---|")
     for name, rows in results.items():

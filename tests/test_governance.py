@@ -287,7 +287,7 @@ def test_text_access_lines_and_a_users_filter_on_them(make_project, start_server
     # filter the user adds must still see every line (here it drops gRPC ones).
     project = make_project("governed")
     service = project / "customize_service.py"
-    service.write_text(service.read_text() + textwrap.dedent("""
+    service.write_text("import os\n" + service.read_text() + textwrap.dedent("""
             class DropGrpcLines(logging.Filter):
                 def filter(self, record):
                     return getattr(record, "protocol", "") != "grpc"
@@ -296,7 +296,6 @@ def test_text_access_lines_and_a_users_filter_on_them(make_project, start_server
             if os.environ.get("DROP_GRPC_ACCESS_LINES"):
                 logging.getLogger("taichu_runtime.access").addFilter(DropGrpcLines())
             """))
-    service.write_text("import os\n" + service.read_text())
     logs = {}
     for name, env in (("plain", {}), ("filtered", {"DROP_GRPC_ACCESS_LINES": "1"})):
         server = start_server(project, env=env)

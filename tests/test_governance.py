@@ -244,6 +244,17 @@ def test_spans_continue_the_callers_trace(governed, otlp_receiver):
         assert root.kind == root.SPAN_KIND_SERVER
         for stage in ("preprocess", "inference", "postprocess"):
             assert spans[stage].parent_span_id == root.span_id, stage
+    # With tracing on the hooks run another way (each in a span): the metrics must
+    # still time them, and leave out a failed hook and the ones after it.
+    failed = httpx.post(infer_url(server), json=with_parameters(fail=True))
+    assert failed.status_code == 500
+    samples = metric_samples(server)
+    for stage, count in (("preprocess", 3), ("inference", 2), ("postprocess", 2)):
+        labels = {"model": MODEL, "stage": stage}
+        assert (
+            value(samples, "taichu_stage_duration_seconds_count", **labels) == count
+        ), stage
+    assert value(samples, "taichu_queue_wait_seconds_count", model=MODEL) == 3
 
 
 # -- request ids and logs --------------------------------------------------------------------

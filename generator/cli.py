@@ -12,7 +12,7 @@ from typing import Annotated
 from . import __version__
 from .errors import UserError
 from .project import generated_version, is_project, looks_like_2x
-from .regenerate import create, regenerate as regenerate_project
+from .regenerate import regenerate as regenerate_project, sync_app
 
 app = typer.Typer(
     name="taichu_serve",
@@ -66,7 +66,8 @@ def init(
     force: Annotated[
         bool,
         typer.Option(
-            "--force", help="Render into a non-empty directory (your files are kept)."
+            "--force",
+            help="Render into a non-empty directory (files of yours are never replaced).",
         ),
     ] = False,
 ) -> None:
@@ -79,13 +80,16 @@ def init(
         raise UserError(f"--http-port and --grpc-port are both {http_port}")
     if directory.exists() and not directory.is_dir():
         raise UserError(f"{directory} exists and is not a directory")
-    if directory.is_dir() and any(directory.iterdir()) and not force:
+    non_empty = directory.is_dir() and any(directory.iterdir())
+    if non_empty and not force:
         raise UserError(
             f"{directory} is not empty; use --force to render into it "
-            "(customize_service.py, config.ini and your other files are kept)"
+            "(files of yours are never replaced)"
         )
     answers = {"model_name": name, "http_port": http_port, "grpc_port": grpc_port}
-    create(directory, answers)
+    code = sync_app(directory.resolve(), answers, False, typer.echo, listing=non_empty)
+    if code:
+        raise typer.Exit(code)
     typer.echo(f"Created {directory}/ (taichu-serve {__version__}). Next:")
     typer.echo(f"  cd {directory} && taichu_serve run")
     typer.echo("  python3 test/http_client.py   # in another shell")
@@ -170,7 +174,8 @@ def regenerate(
     force: Annotated[
         bool,
         typer.Option(
-            "--force", help="Overwrite hand-edited framework files (keeps FILE.orig)."
+            "--force",
+            help="Replace hand-edited framework files (each edit kept in .taichu-backup/).",
         ),
     ] = False,
 ) -> None:
@@ -206,7 +211,9 @@ def build(
     ] = False,
     force: Annotated[
         bool,
-        typer.Option("--force", help="Replace a hand-edited Dockerfile (keeps .orig)."),
+        typer.Option(
+            "--force", help="Replace a hand-edited Dockerfile (kept in .taichu-backup/)."
+        ),
     ] = False,
     build_arg: Annotated[
         Optional[List[str]],
@@ -261,7 +268,9 @@ def manifests(
     ] = None,
     force: Annotated[
         bool,
-        typer.Option("--force", help="Replace hand-edited manifests (keeps .orig)."),
+        typer.Option(
+            "--force", help="Replace hand-edited manifests (kept in .taichu-backup/)."
+        ),
     ] = False,
 ) -> None:
     """Write deploy/kubernetes.yaml and deploy/kserve.yaml for the project's image."""

@@ -5,11 +5,10 @@ import re
 from pathlib import Path
 from typing import List
 
-from . import __version__
-from .image import ports, template_environment, write_build_files
+from .image import ports, write_owned_files
+from .ownership import DEPLOY_FILES
 from .project import read_config
 
-MANIFESTS = {"deploy/kubernetes.yaml": "kubernetes.yaml.jinja", "deploy/kserve.yaml": "kserve.yaml.jinja"}  # fmt: skip
 # preStop sleeps 5 s before SIGTERM; then the server may drain for shutdown_timeout.
 PRE_STOP_SECONDS = 5
 
@@ -35,16 +34,10 @@ def resources(project: Path) -> dict:
 
 
 def render_manifests(project: Path, image: str, force: bool, echo) -> List[Path]:
-    environment = template_environment("deploy")
     data = {
-        "generator_version": __version__,
         "image": image,
         "name": kubernetes_name(image),
         **ports(project),
         **resources(project),
     }
-    contents = {
-        path: environment.get_template(template).render(data)
-        for path, template in MANIFESTS.items()
-    }
-    return write_build_files(project, contents, force, echo)
+    return write_owned_files(project, DEPLOY_FILES, data, force, echo)

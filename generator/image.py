@@ -1,25 +1,22 @@
 """`taichu_serve build`: render Dockerfile, .dockerignore and launch.sh from
 templates/docker into the project, then build the image through the docker SDK.
 
-These three files are framework-owned, refreshed on every build; one edited by hand
-(its hash differs from the one in the manifest) is kept unless `force`.
+Those files are written like every other framework file (sync.py): refreshed while
+they are as taichu-serve wrote them; a hand edit is kept unless `force`.
 """
 
 import re
-import shutil
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional
+from typing import Callable, Dict, Iterable, List, Optional
 
 import jinja2
 
-from . import __version__
 from .errors import UserError
-from .manifest import read_manifest, sha256
+from .manifest import read_manifest
+from .ownership import BUILD_FILES, known_files
 from .project import read_config
 from .render import template_root
-
-BUILD_FILES = {"Dockerfile": "Dockerfile.jinja", ".dockerignore": "dockerignore.jinja",
-               "launch.sh": "launch.sh.jinja"}  # fmt: skip
+from .sync import EDITED, apply, diff, plan, reason, record, report
 
 
 def apt_packages(project: Path) -> List[str]:
@@ -51,9 +48,9 @@ def default_image_name(project: Path) -> str:
     return f"taichu-{name or 'model'}"
 
 
-def template_environment(folder: str) -> jinja2.Environment:
+def template_environment() -> jinja2.Environment:
     return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(template_root() / "templates" / folder)),
+        loader=jinja2.FileSystemLoader(str(template_root() / "templates")),
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -61,58 +58,43 @@ def template_environment(folder: str) -> jinja2.Environment:
     )
 
 
-def write_build_files(
-    project: Path, contents: Dict[str, str], force: bool, echo
+def write_owned_files(
+    project: Path,
+    templates: Dict[str, str],
+    data: Dict,
+    force: bool,
+    echo: Callable[[str], None],
 ) -> List[Path]:
-    """Write files `build` owns (Dockerfile, deploy/...), recording their hashes; a file
-    edited by hand since is kept unless `force` (then the edited copy stays as .orig).
-    """
+    """Render `templates` (path in the project -> template) with `data` and sync them
+    into the project by the ownership rules; returns the files written."""
+    environment = template_environment()
+    rendered = {
+        path: environment.get_template(template).render(data).encode()
+        for path, template in templates.items()
+    }
     manifest = read_manifest(project)
-    recorded = manifest.build_files if manifest else {}
-    written = []
-    for name, content in contents.items():
-        target = project / name
-        if target.exists() and target.read_text() != content:
-            edited = recorded.get(name) != sha256(target)
-            if edited and not force:
-                echo(
-                    f"kept {name}: edited by hand (use --force to replace it; a copy is kept)"
-                )
-                continue
-            if edited:
-                shutil.copy2(target, target.with_name(target.name + ".orig"))
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(content)
-        written.append(target)
-    if manifest:
-        manifest.build_files.update(
-            {p.relative_to(project).as_posix(): sha256(p) for p in written}
-        )
-        manifest.write(project)
-    return written
+    changes = plan(project, rendered, manifest, set(templates), [])
+    for change in changes:
+        if change.is_conflict and not (force and change.action == EDITED):
+            echo(f"kept {change.path}: {reason(change)}; --force replaces a hand edit")
+            echo(diff(project, rendered, change).rstrip())
+    made = apply(project, rendered, changes, force)
+    record(project, rendered, manifest, known_files(template_root()), [])
+    report([c for c in made if c.backup], echo)
+    return [project / c.path for c in made]
 
 
 def render_build_files(
     project: Path, base_image: str, image: str, include_models: bool, force: bool, echo
 ) -> List[Path]:
-    environment = template_environment("docker")
     data = {
-        "generator_version": __version__,
         "base_image": base_image,
         "image": image,
         "apt_packages": apt_packages(project),
         "include_models": include_models,
         **ports(project),
     }
-    contents = {
-        name: environment.get_template(template).render(data)
-        for name, template in BUILD_FILES.items()
-    }
-    written = write_build_files(project, contents, force, echo)
-    launch = project / "launch.sh"
-    if launch.exists():
-        launch.chmod(0o755)
-    return written
+    return write_owned_files(project, BUILD_FILES, data, force, echo)
 
 
 def docker_client(timeout: int = 900):

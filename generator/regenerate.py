@@ -1,101 +1,141 @@
-"""`taichu_serve init` and `taichu_serve regenerate`: render, then sync into the project."""
+"""`taichu_serve init` and `taichu_serve regenerate`: render the app, then sync it into
+the project (sync.py); and `adopt`, what copier's task runs after `copier copy`."""
 
 import tempfile
 from pathlib import Path
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Optional
 
 import yaml
 
 from . import __version__
-from .manifest import config_keys, read_manifest
-from .ownership import user_patterns
+from .errors import UserError
+from .manifest import Manifest, config_keys, read_manifest
+from .ownership import ANSWERS, known_files, retired_files, safe_target, user_patterns
 from .project import generated_version
 from .render import render_to, template_root
-from .sync import ANSWERS, CONFLICT, KEEP, Change, apply, diff, plan, record
+from .sync import (
+    Change,
+    FOREIGN,
+    apply,
+    diff,
+    pending,
+    plan,
+    reason,
+    record,
+    report,
+)
+
+Echo = Callable[[str], None]
 
 
-def create(project: Path, answers: Dict) -> None:
-    """init: every framework file written; user files only where missing."""
-    root = template_root()
-    user = user_patterns(root)
+def render_app(answers: Dict, root: Path) -> Dict[str, bytes]:
+    """The app template rendered with `answers`: path -> bytes."""
     with tempfile.TemporaryDirectory() as tmp:
         rendered = Path(tmp) / "project"
         render_to(rendered, answers, root)
-        project.mkdir(parents=True, exist_ok=True)
-        changes = plan(project, rendered, read_manifest(project), user)
-        apply(project, rendered, changes, force=True)
-        record(project, rendered, user, __version__)
+        return {
+            p.relative_to(rendered).as_posix(): p.read_bytes()
+            for p in sorted(rendered.rglob("*"))
+            if p.is_file()
+        }
 
 
-def saved_answers(project: Path) -> Dict:
-    path = project / ANSWERS
-    if not path.is_file():
-        return {}
-    answers = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    return {k: v for k, v in answers.items() if not k.startswith("_")}
-
-
-def regenerate(
-    project: Path, check: bool, dry_run: bool, force: bool, echo: Callable[[str], None]
+def sync_app(
+    project: Path,
+    answers: Dict,
+    force: bool,
+    echo: Echo,
+    check: bool = False,
+    dry_run: bool = False,
+    listing: bool = True,
 ) -> int:
-    """Returns the exit code: 1 when --check finds work, or conflicts were left."""
+    """init and regenerate. Returns the exit code: 1 when --check finds work, or when
+    a file was left as it is (a hand edit without --force, or a file of the user's)."""
     root = template_root()
     user = user_patterns(root)
-    manifest = read_manifest(project)
-    old_version = manifest.generator_version if manifest else generated_version(project)
-    old_keys = manifest.config_keys if manifest else config_keys(project / "config.ini")
-    with tempfile.TemporaryDirectory() as tmp:
-        rendered = Path(tmp) / "project"
-        render_to(rendered, saved_answers(project), root)
-        changes = plan(project, rendered, manifest, user)
-        pending = [c for c in changes if c.action != KEEP and c.path != ANSWERS]
-        conflicts = [c for c in pending if c.action == CONFLICT]
-        new_keys = sorted(set(config_keys(rendered / "config.ini")) - set(old_keys))
-
-        echo(f"taichu-serve {old_version or 'unknown'} -> {__version__}")
-        _summary(pending, echo)
-        for change in conflicts:
-            echo(f"\nconflict: {change.path} ({change.reason})")
+    manifest = read_manifest(project)  # refuses a tampered one before any write
+    rendered = render_app(answers, root)
+    scope = set(rendered) | retired_files(root)
+    changes = plan(project, rendered, manifest, scope, user)
+    conflicts = [c for c in changes if c.is_conflict]
+    new_keys = sorted(
+        set(_config_keys(rendered)) - set(manifest.config_keys)
+        if manifest.config_keys
+        else []
+    )
+    for change in conflicts:
+        echo(f"\nconflict: {change.path} ({reason(change)})")
+        if change.action != FOREIGN or (project / change.path).is_file():
             echo(diff(project, rendered, change).rstrip())
-        if new_keys:
-            keys = ", ".join(
-                f"[{k.split('.')[0]}] {k.split('.', 1)[1]}" for k in new_keys
-            )
-            echo(
-                f"\nnew config keys (their defaults apply; add them to config.ini to change them): {keys}"
-            )
-        if dry_run:
-            for change in pending:
-                if change.action != CONFLICT:
-                    echo(diff(project, rendered, change).rstrip())
-            return 0
-        if check:
-            return 1 if pending or old_version != __version__ else 0
-        apply(project, rendered, changes, force)
-        kept = {}
-        if manifest and not force:
-            gone = [c.path for c in conflicts if not (rendered / c.path).exists()]
-            kept = {
-                path: manifest.files[path] for path in gone if path in manifest.files
-            }
-        record(project, rendered, user, __version__, kept)
-    if conflicts and not force:
+    if new_keys:
+        keys = ", ".join(f"[{k.split('.')[0]}] {k.split('.', 1)[1]}" for k in new_keys)
         echo(
-            f"\n{len(conflicts)} file(s) kept as you edited them; merge the changes shown "
-            "above, or run with --force to overwrite them (your copy is kept as FILE.orig)"
+            "\nnew config keys (their defaults apply; add them to config.ini to "
+            f"change them): {keys}"
+        )
+    if dry_run or check:
+        if not pending(changes):
+            echo("up to date: nothing to change")
+        report(changes, echo)
+        if dry_run:
+            for change in pending(changes):
+                if not change.is_conflict:
+                    echo(diff(project, rendered, change).rstrip())
+        return 1 if check and pending(changes) else 0
+    project.mkdir(parents=True, exist_ok=True)
+    made = apply(project, rendered, changes, force)
+    record(project, rendered, manifest, known_files(root), user, _config_keys(rendered))
+    if listing:
+        report(made, echo)
+    left = [c for c in conflicts if not c.backup]
+    if listing and not pending(changes):
+        echo("up to date: nothing to change")
+    if left:
+        echo(
+            f"\n{len(left)} file(s) left as they are: merge the changes shown above, "
+            "or run `taichu_serve regenerate --force` to replace hand edits (each is "
+            "kept in .taichu-backup/); files taichu-serve did not write are never replaced"
         )
         return 1
     return 0
 
 
-def _summary(changes: List[Change], echo) -> None:
-    if not changes:
-        echo("up to date: nothing to change")
-        return
-    counts: Dict[str, List[str]] = {}
-    for change in changes:
-        counts.setdefault(change.action, []).append(change.path)
-    for action, paths in sorted(counts.items()):
-        echo(f"{action}: {len(paths)}")
-        for path in paths:
-            echo(f"  {path}")
+def _config_keys(rendered: Dict[str, bytes]) -> List[str]:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "config.ini"
+        path.write_bytes(rendered.get("config.ini", b""))
+        return config_keys(path)
+
+
+def saved_answers(project: Path) -> Dict:
+    path = safe_target(project, ANSWERS)
+    if not path.is_file():
+        return {}
+    try:
+        answers = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as error:
+        raise UserError(f"{ANSWERS} is not valid YAML: {error}") from None
+    return {k: v for k, v in answers.items() if not k.startswith("_")}
+
+
+def regenerate(
+    project: Path, check: bool, dry_run: bool, force: bool, echo: Echo
+) -> int:
+    manifest = read_manifest(project)
+    old_version = generated_version(project) or manifest.legacy_version or "unknown"
+    echo(f"taichu-serve {old_version} -> {__version__}")
+    return sync_app(project, saved_answers(project), force, echo, check, dry_run)
+
+
+def adopt(project: Path, root: Optional[Path] = None) -> Manifest:
+    """After `copier copy` / `copier update`: record the files that copier left exactly
+    as this template renders them; write nothing else."""
+    root = root or template_root()
+    manifest = read_manifest(project)
+    rendered = render_app(saved_answers(project), root)
+    user = user_patterns(root)
+    keys = _config_keys(rendered)
+    return record(project, rendered, manifest, known_files(root), user, keys)
+
+
+__all__ = ["Change", "adopt", "regenerate", "sync_app"]

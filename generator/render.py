@@ -1,16 +1,15 @@
-"""Render the app template (copier) into a fresh directory, stubs compiled and formatted.
+"""Render the app template (copier) into a fresh directory.
 
-Both `init` and `regenerate` render into a temporary directory first and then copy
-files into the project (sync.py), so that ownership rules are applied in one place.
+`init`, `regenerate` and copier's task render into a temporary directory first and then
+sync files into the project (sync.py), so that the ownership rules apply in one place.
+Rendering copies: the runtime and the gRPC stubs are plain files of the template.
 """
 
-import tempfile
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Optional
 
 from . import __version__
 from .errors import UserError
-from .postprocess import compile_stubs, install_stubs, stub_versions
 
 
 def template_root() -> Path:
@@ -22,30 +21,20 @@ def template_root() -> Path:
     raise UserError(f"the app template is missing from this installation ({here})")
 
 
-def render_to(directory: Path, answers: Dict, root: Path = None) -> None:
+def render_to(directory: Path, answers: Dict, root: Optional[Path] = None) -> None:
     """Render the whole project into `directory`, which must not exist yet."""
     import copier
 
     root = root or template_root()
-    with tempfile.TemporaryDirectory() as tmp:
-        stubs = compile_stubs(root / "protos", Path(tmp))
-        grpcio_version, protobuf_version = stub_versions(stubs[0].parent)
-        data = {
-            **answers,
-            "generator_version": __version__,
-            "grpcio_version": grpcio_version,
-            "protobuf_version": protobuf_version,
-        }
-        try:
-            copier.run_copy(
-                str(root),
-                str(directory),
-                data=data,
-                defaults=True,
-                quiet=True,
-                skip_tasks=True,  # install_stubs below does the task's work
-                vcs_ref="HEAD",
-            )
-        except (copier.errors.CopierError, ValueError) as error:
-            raise UserError(f"rendering the template failed: {error}") from None
-        install_stubs(stubs, directory, __version__)
+    try:
+        copier.run_copy(
+            str(root),
+            str(directory),
+            data={**answers, "generator_version": __version__},
+            defaults=True,
+            quiet=True,
+            skip_tasks=True,  # the task records a manifest; the caller syncs instead
+            vcs_ref="HEAD",
+        )
+    except (copier.errors.CopierError, ValueError) as error:
+        raise UserError(f"rendering the template failed: {error}") from None

@@ -1,116 +1,157 @@
-"""Bring a project in line with a freshly rendered tree, by the ownership rules.
+"""Bring a project in line with freshly rendered files: the one way every command writes.
 
-User-owned files are never written (a missing one is created). A framework file is
-replaced only if it is still what the generator wrote (its hash is in the manifest):
-one edited by hand is a conflict, reported with its diff, and overwritten only with
-`force` (the edited copy is kept as FILE.orig). Framework files the new version no
-longer has are removed, unless edited by hand.
+`plan` decides, file by file, by the rules of ownership.py:
+- a framework file still as the generator wrote it (its hash is in the manifest) is
+  updated, or removed when the template no longer renders it;
+- one edited by hand is a conflict, shown with its diff; `force` replaces it after
+  copying the edit to a backup of its own (.taichu-backup/<time>/<path>);
+- a file taichu-serve did not write is the user's: never replaced, even with `force`;
+- a user file the template provides is created only when missing.
+Every path is checked against the hard limits before anything is written.
 """
 
 import difflib
+import os
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Callable, Collection, Dict, List, Mapping, Optional
 
-from .manifest import NAME as MANIFEST, Manifest, config_keys, read_manifest, sha256
-from .ownership import is_user_file
+from .manifest import Manifest, fingerprint
+from .ownership import (
+    BACKUPS,
+    NEVER_TOUCHED_DIRS,
+    is_never_touched,
+    is_user_file,
+    safe_target,
+)
 
-ANSWERS = ".copier-answers.yml"  # copier's; the generator rewrites it every time
+Rendered = Mapping[str, bytes]  # path in the project -> the bytes the template gives
 
-ADD, UPDATE, REMOVE, KEEP, CONFLICT, CREATE_USER = (
+ADD, UPDATE, REMOVE, KEEP, CREATE, EDITED, FOREIGN = (
     "added",
     "updated",
     "removed",
     "unchanged",
-    "conflict",
     "created",
+    "edited by hand",
+    "not written by taichu-serve",
 )
+CONFLICTS = (EDITED, FOREIGN)
 
 
 @dataclass
 class Change:
     path: str
     action: str
-    reason: str = ""
+    gone_from_template: bool = False
+    backup: Optional[str] = None  # set when `force` replaced a hand edit
 
-
-def _files(root: Path) -> List[str]:
-    return sorted(
-        p.relative_to(root).as_posix()
-        for p in root.rglob("*")
-        if p.is_file() and p.name != MANIFEST
-    )
+    @property
+    def is_conflict(self) -> bool:
+        return self.action in CONFLICTS
 
 
 def plan(
-    project: Path, rendered: Path, manifest: Optional[Manifest], user: List[str]
+    project: Path,
+    rendered: Rendered,
+    manifest: Manifest,
+    scope: Collection[str],
+    user: List[str],
 ) -> List[Change]:
-    recorded = manifest.files if manifest else {}
+    """What syncing `rendered` into `project` means for each file. `scope`: the paths
+    this command owns (what it renders, and what earlier versions did), so that a file
+    the template dropped is removed and another command's files are left alone."""
     changes = []
-    new_files = _files(rendered)
-    for path in new_files:
-        target = project / path
+    for path in sorted(rendered):
+        target = safe_target(project, path)
+        exists = os.path.lexists(target)
         if is_user_file(path, user):
-            if not target.exists():
-                changes.append(Change(path, CREATE_USER))
-            continue
-        if not target.exists():
+            if not exists and not _inside_existing_user_dir(project, path):
+                changes.append(Change(path, CREATE))
+        elif not exists:
             changes.append(Change(path, ADD))
-        elif target.read_bytes() == (rendered / path).read_bytes():
+        elif not target.is_file():
+            changes.append(Change(path, FOREIGN))
+        elif target.read_bytes() == rendered[path]:
             changes.append(Change(path, KEEP))
-        elif path == ANSWERS or recorded.get(path) == sha256(target):
+        elif manifest.files.get(path) == fingerprint(path, target.read_bytes()):
             changes.append(Change(path, UPDATE))
-        elif path in recorded:
-            changes.append(Change(path, CONFLICT, "edited by hand"))
+        elif path in manifest.files:
+            changes.append(Change(path, EDITED))
         else:
-            changes.append(Change(path, CONFLICT, "not written by taichu-serve"))
-    for path in sorted(set(recorded) - set(new_files)):
-        target = project / path
-        if not target.exists():
+            changes.append(Change(path, FOREIGN))
+    for path in sorted(set(manifest.files) - set(rendered)):
+        if path not in scope or is_never_touched(path):
             continue
-        if sha256(target) == recorded[path]:
-            changes.append(Change(path, REMOVE))
-        else:
-            changes.append(
-                Change(path, CONFLICT, "edited by hand; gone from the template")
-            )
+        target = safe_target(project, path)
+        if not target.is_file():
+            continue
+        pristine = manifest.files[path] == fingerprint(path, target.read_bytes())
+        changes.append(Change(path, REMOVE if pristine else EDITED, True))
     return changes
 
 
-def diff(project: Path, rendered: Path, change: Change) -> str:
-    def lines(path: Path) -> List[str]:
-        if not path.exists():
-            return []
-        return path.read_text(encoding="utf-8", errors="replace").splitlines(
-            keepends=True
-        )
-
-    return "".join(
-        difflib.unified_diff(
-            lines(project / change.path),
-            lines(rendered / change.path),
-            f"a/{change.path}",
-            f"b/{change.path}",
-        )
-    )
+def _inside_existing_user_dir(project: Path, path: str) -> bool:
+    """models/README.md is created with models/, never added to the user's models/."""
+    top = path.split("/", 1)[0]
+    return "/" in path and top in NEVER_TOUCHED_DIRS and (project / top).exists()
 
 
-def apply(project: Path, rendered: Path, changes: List[Change], force: bool) -> None:
+def pending(changes: List[Change]) -> List[Change]:
+    return [c for c in changes if c.action != KEEP]
+
+
+def apply(
+    project: Path, rendered: Rendered, changes: List[Change], force: bool
+) -> List[Change]:
+    """Write the plan; conflicts are replaced only with `force` and only hand edits
+    (EDITED), each kept in a new backup first. Returns the changes made."""
+    made = []
+    backups: Optional[Path] = None
     for change in changes:
-        source, target = rendered / change.path, project / change.path
-        if change.action == CONFLICT and not force:
+        if change.action == KEEP or change.action == FOREIGN:
             continue
-        if change.action == CONFLICT and target.exists():
-            shutil.copy2(target, target.with_name(target.name + ".orig"))
-        if change.action in (ADD, UPDATE, CREATE_USER) or (
-            change.action == CONFLICT and source.exists()
-        ):
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target)
-        elif change.action == REMOVE or change.action == CONFLICT:
+        if change.action == EDITED and not force:
+            continue
+        target = safe_target(project, change.path)
+        if change.action == EDITED:
+            backups = backups or _new_backup_dir(project)
+            backup = backups / change.path
+            backup.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(target, backup)
+            change.backup = backup.relative_to(project).as_posix()
+        if change.path in rendered:
+            _write(target, rendered[change.path])
+        else:
             target.unlink()
             _prune_empty_dirs(target.parent, project)
+        made.append(change)
+    return made
+
+
+def _write(target: Path, data: bytes) -> None:
+    """Replace the file whole (a crash never leaves half a file); scripts (#!) are
+    executable."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.taichu-tmp")
+    temporary.write_bytes(data)
+    temporary.chmod(0o755 if data.startswith(b"#!") else 0o644)
+    os.replace(temporary, target)
+
+
+def _new_backup_dir(project: Path) -> Path:
+    """A folder no earlier --force used, so that backups never overwrite backups."""
+    base = safe_target(project, BACKUPS) / time.strftime("%Y%m%d-%H%M%S")
+    candidate, number = base, 1
+    while True:
+        try:
+            candidate.mkdir(parents=True)
+            return candidate
+        except FileExistsError:
+            number += 1
+            candidate = base.with_name(f"{base.name}-{number}")
 
 
 def _prune_empty_dirs(directory: Path, project: Path) -> None:
@@ -121,26 +162,75 @@ def _prune_empty_dirs(directory: Path, project: Path) -> None:
 
 def record(
     project: Path,
-    rendered: Path,
+    rendered: Rendered,
+    manifest: Manifest,
+    known: Collection[str],
     user: List[str],
-    version: str,
-    kept: Optional[Dict[str, str]] = None,
+    config_keys: Optional[List[str]] = None,
 ) -> Manifest:
-    """The manifest of what the generator just rendered: framework files and config
-    keys. `kept`: framework files the template dropped but the user's edits kept
-    (path -> the hash the generator wrote), so they stay conflicts until resolved."""
-    files = {
-        path: sha256(rendered / path)
-        for path in _files(rendered)
-        if not is_user_file(path, user) and path != ANSWERS
-    }
-    files.update(kept or {})
-    previous = read_manifest(project)
-    manifest = Manifest(
-        version,
-        files,
-        config_keys(rendered / "config.ini"),
-        previous.build_files if previous else {},  # `build` owns those
+    """The manifest after a sync: every rendered file the project now holds unchanged,
+    the hand edits still unresolved (their old hashes, so they stay conflicts), and the
+    other commands' files. Entries for paths taichu-serve never owns are dropped."""
+    files: Dict[str, str] = {}
+    for path, recorded in manifest.files.items():
+        if path in known and path not in rendered and not is_user_file(path, user):
+            target = project / path
+            if target.is_file() and not target.is_symlink():
+                files[path] = recorded
+    for path, data in rendered.items():
+        target = project / path
+        if is_user_file(path, user) or target.is_symlink() or not target.is_file():
+            continue
+        if target.read_bytes() == data:
+            files[path] = fingerprint(path, data)
+        elif path in manifest.files:
+            files[path] = manifest.files[path]
+    updated = Manifest(
+        files, manifest.config_keys if config_keys is None else config_keys
     )
-    manifest.write(project)
-    return manifest
+    updated.write(project)
+    return updated
+
+
+def diff(project: Path, rendered: Rendered, change: Change) -> str:
+    def lines(data: Optional[bytes]) -> List[str]:
+        if data is None:
+            return []
+        return data.decode("utf-8", errors="replace").splitlines(keepends=True)
+
+    target = project / change.path
+    current = target.read_bytes() if target.is_file() else None
+    return "".join(
+        difflib.unified_diff(
+            lines(current),
+            lines(rendered.get(change.path)),
+            f"a/{change.path}",
+            f"b/{change.path}",
+        )
+    )
+
+
+def report(changes: List[Change], echo: Callable[[str], None]) -> None:
+    """Every file changed or left in conflict, by action, one path a line."""
+    groups: Dict[str, List[str]] = {}
+    for change in changes:
+        if change.action == KEEP or change.is_conflict:
+            continue
+        groups.setdefault(change.action, []).append(change.path)
+    for action, paths in sorted(groups.items()):
+        echo(f"{action}: {len(paths)}")
+        for path in paths:
+            echo(f"  {path}")
+    replaced = [c for c in changes if c.backup]
+    if replaced:
+        echo(f"replaced hand edits: {len(replaced)} (your versions are kept)")
+        for change in replaced:
+            echo(f"  {change.path} -> {change.backup}")
+
+
+def reason(change: Change) -> str:
+    if change.action == FOREIGN:
+        return "not written by taichu-serve: never replaced; move it away to get the template's"
+    if change.gone_from_template:
+        return "edited by hand; gone from the template"
+    return "edited by hand"

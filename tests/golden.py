@@ -1,9 +1,9 @@
 """The golden record: a rendered project, kept in tests/golden/project for review in diffs.
 
 Every file is stored with a `.golden` suffix (so tools do not take it for source).
-Left out or normalised, because they depend on the machine, not on our templates:
-the answers file (holds an absolute path), the stubs protoc compiles, and the
-grpcio/protobuf versions those stubs pin. Refresh with `python scripts/update_golden.py`.
+Left out, because they depend on the machine, not on our templates:
+the answers file (holds an absolute path); and, for brevity, the gRPC stubs (a test
+compares them with protos/). Refresh with `python scripts/update_golden.py`.
 """
 
 import re
@@ -14,7 +14,6 @@ GOLDEN = Path(__file__).resolve().parent / "golden" / "project"
 SKIPPED = re.compile(
     r"(^\.copier-answers\.yml$|_pb2(_grpc)?\.py$|/__pycache__/|\.log$)"
 )
-PINS = re.compile(r"^(grpcio|protobuf)>=\S+$", re.MULTILINE)
 
 
 def snapshot(project: Path) -> Dict[str, str]:
@@ -22,9 +21,7 @@ def snapshot(project: Path) -> Dict[str, str]:
     for path in sorted(project.rglob("*")):
         relative = path.relative_to(project).as_posix()
         if path.is_file() and not SKIPPED.search(relative):
-            files[relative] = PINS.sub(
-                r"\1>=<version of the compiled stubs>", path.read_text()
-            )
+            files[relative] = path.read_text()
     return files
 
 

@@ -130,7 +130,7 @@ def main() -> None:
                 lambda: bench.http_get_status(base + "/v2/health/ready") == 200, 60
             )
             url = base + "/v2/models/ModelService/infer"
-            for mode, (body, headers) in kinds.items():
+            for body, headers in kinds.values():
                 check(url, body, headers, args.elements)
             for _ in range(args.rounds):
                 for connections in map(int, args.concurrency.split(",")):

@@ -4,15 +4,15 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import Annotated, List, Optional
 
 import typer
-from typing import Annotated
 
 from . import __version__
 from .errors import UserError
 from .project import generated_version, is_project, looks_like_2x
-from .regenerate import regenerate as regenerate_project, sync_app
+from .regenerate import regenerate as regenerate_project
+from .regenerate import sync_app
 
 app = typer.Typer(
     name="taichu_serve",
@@ -67,7 +67,8 @@ def init(
         bool,
         typer.Option(
             "--force",
-            help="Render into a non-empty directory (files of yours are never replaced).",
+            help="Render into a non-empty directory; replace hand-edited framework files "
+            "(each edit kept in .taichu-backup/; files of yours are never replaced).",
         ),
     ] = False,
 ) -> None:
@@ -87,7 +88,7 @@ def init(
             "(files of yours are never replaced)"
         )
     answers = {"model_name": name, "http_port": http_port, "grpc_port": grpc_port}
-    code = sync_app(directory.resolve(), answers, False, typer.echo, listing=non_empty)
+    code = sync_app(directory.resolve(), answers, force, typer.echo, listing=non_empty)
     if code:
         raise typer.Exit(code)
     typer.echo(f"Created {directory}/ (taichu-serve {__version__}). Next:")
@@ -212,7 +213,8 @@ def build(
     force: Annotated[
         bool,
         typer.Option(
-            "--force", help="Replace a hand-edited Dockerfile (kept in .taichu-backup/)."
+            "--force",
+            help="Replace a hand-edited Dockerfile (kept in .taichu-backup/).",
         ),
     ] = False,
     build_arg: Annotated[

@@ -21,8 +21,8 @@ def main(dest: str) -> None:
         from generator.regenerate import adopt
     else:  # taichu_serve/_template/generator/copier_task.py in a wheel
         sys.path.insert(0, str(root.parent.parent))
-        from taichu_serve.errors import UserError  # type: ignore[no-redef]
-        from taichu_serve.regenerate import adopt  # type: ignore[no-redef]
+        from taichu_serve.errors import UserError  # type: ignore[no-redef,import-untyped,unused-ignore]
+        from taichu_serve.regenerate import adopt  # type: ignore[no-redef,import-untyped,unused-ignore]
     try:
         adopt(Path(dest).resolve(), root)
     except UserError as error:

@@ -66,13 +66,15 @@ def read_manifest(project: Path) -> Manifest:
         if not all(isinstance(v, str) for v in files.values()):
             raise ValueError("a hash is not a string")
     except (ValueError, AttributeError, TypeError) as error:
-        raise UserError(f"{MANIFEST} is not a manifest taichu-serve wrote ({error}); "
-                        f"{_WAY_OUT}") from None  # fmt: skip
+        message = f"{MANIFEST} is not a manifest taichu-serve wrote ({error})"
+        raise UserError(f"{message}; {_WAY_OUT}") from None
     for relative in files:
         try:
             safe_target(project, relative)
         except UserError as error:
-            raise UserError(f"{MANIFEST} lists {relative!r}: {error}; {_WAY_OUT}") from None
+            raise UserError(
+                f"{MANIFEST} lists {relative!r}: {error}; {_WAY_OUT}"
+            ) from None
         if is_never_touched(relative):
             raise UserError(
                 f"{MANIFEST} lists {relative!r}, a file of yours that taichu-serve never "

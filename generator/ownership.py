@@ -19,7 +19,9 @@ import yaml
 
 from .errors import UserError
 
-ANSWERS = ".copier-answers.yml"  # copier's record of the answers: created, never rewritten
+ANSWERS = (
+    ".copier-answers.yml"  # copier's record of the answers: created, never rewritten
+)
 MANIFEST = ".taichu-manifest.json"  # the generator's record of what it wrote
 BACKUPS = ".taichu-backup"  # where --force keeps the hand edits it replaces
 VERSION_FILE = "taichu_runtime/_version.py"  # the one file that records the version
@@ -121,7 +123,9 @@ def safe_target(project: Path, relative: str) -> Path:
     ):
         raise UserError(f"{relative!r} is not a relative path inside the project")
     if ".git" in parts:
-        raise UserError(f"{relative!r} is inside .git/, which taichu-serve never touches")
+        raise UserError(
+            f"{relative!r} is inside .git/, which taichu-serve never touches"
+        )
     target = project
     for part in parts:
         target = target / part

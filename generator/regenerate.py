@@ -14,8 +14,8 @@ from .ownership import ANSWERS, known_files, retired_files, safe_target, user_pa
 from .project import generated_version
 from .render import render_to, template_root
 from .sync import (
-    Change,
     FOREIGN,
+    Change,
     apply,
     diff,
     pending,

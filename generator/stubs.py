@@ -4,9 +4,8 @@ Run by `python scripts/compile_protos.py` when a .proto changes; a test fails wh
 shipped stubs and the protos disagree. Rendering a project only copies the stubs.
 """
 
-import re
 from pathlib import Path
-from typing import List, Tuple
+from typing import List
 
 PROTOS = Path(__file__).resolve().parent.parent / "protos"
 STUB_PACKAGE = Path("taichu_runtime") / "proto"
@@ -37,19 +36,6 @@ def compile_stubs(protos: Path, out_dir: Path) -> List[Path]:
     if protoc.main(args) != 0:
         raise RuntimeError(f"protoc failed on {', '.join(map(str, sources))}")
     return sorted((out_dir / STUB_PACKAGE).glob("*_pb2*.py"))
-
-
-def stub_versions(stub_dir: Path) -> Tuple[str, str]:
-    """(grpcio, protobuf): the oldest runtime versions the compiled stubs accept."""
-    grpc_text = next(stub_dir.glob("*_pb2_grpc.py")).read_text()
-    grpcio = re.search(r"GRPC_GENERATED_VERSION = '([^']+)'", grpc_text).group(1)
-    pb2_text = next(p for p in stub_dir.glob("*_pb2.py")).read_text()
-    numbers = re.search(
-        r"ValidateProtobufRuntimeVersion\(\s*_runtime_version\.Domain\.PUBLIC,\s*"
-        r"(\d+),\s*(\d+),\s*(\d+),",
-        pb2_text,
-    )
-    return grpcio, ".".join(numbers.groups())
 
 
 def format_source(text: str) -> str:

@@ -44,10 +44,17 @@ def test_init_refuses_a_non_empty_directory_and_force_keeps_user_files(tmp_path)
     assert refused.stderr.startswith("error: ") and "not empty" in refused.stderr
     assert "Traceback" not in refused.stderr
 
-    cli("init", str(project), "--force")
+    forced = cli("init", str(project), "--force")
     assert (project / "customize_service.py").read_text() == mine
     assert (project / "config.ini").read_text() == "[server]\nhttp_port = 1234\n"
     assert "class ModelHost" in (project / "taichu_runtime" / "model.py").read_text()
+    # It says what it replaced, and where the replaced edit is.
+    (line,) = [
+        line
+        for line in forced.stdout.splitlines()
+        if "taichu_runtime/model.py ->" in line
+    ]
+    assert (project / line.split(" -> ")[1]).read_text() == "broken"
 
 
 def test_user_mistakes_get_one_line_and_non_zero_exit(tmp_path):
@@ -137,8 +144,8 @@ def test_run_precedence_flag_over_env_over_config(tmp_path):
 
 def test_run_warns_on_a_project_from_another_version(tmp_path):
     project = render(tmp_path / "p")
-    init = project / "taichu_runtime" / "__init__.py"
-    init.write_text(init.read_text().replace(f'"{__version__}"', '"2.9.0"'))
+    version = project / "taichu_runtime" / "_version.py"
+    version.write_text(version.read_text().replace(f'"{__version__}"', '"2.9.0"'))
     (project / "config.ini").write_text(
         f"[server]\nhttp_port = {free_port()}\ngrpc_port = {free_port()}\n"
     )

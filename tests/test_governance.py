@@ -16,7 +16,6 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 import httpx
 import pytest
-from conftest import Server
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import (
     trace_service_pb2,
@@ -24,6 +23,8 @@ from opentelemetry.proto.collector.trace.v1 import (
 )
 from prometheus_client.parser import text_string_to_metric_families
 from tritonclient.grpc import service_pb2 as pb2
+
+from conftest import Server
 
 MODEL = "GovernedService"
 BODY = {"inputs": [{"name": "x", "datatype": "INT32", "shape": [1], "data": [7]}]}
@@ -281,7 +282,9 @@ def test_request_ids_and_json_access_log(governed):
         json.loads(line) for line in server.log.splitlines() if line.startswith("{")
     ]
     access = {
-        l["request_id"]: l for l in lines if l["logger"] == "taichu_runtime.access"
+        entry["request_id"]: entry
+        for entry in lines
+        if entry["logger"] == "taichu_runtime.access"
     }
     assert (
         access["abc-123"]["status"] == 200 and access["abc-123"]["protocol"] == "http"
@@ -289,8 +292,8 @@ def test_request_ids_and_json_access_log(governed):
     assert access["abc-123"]["model"] == MODEL and access["abc-123"]["latency_ms"] > 0
     assert access["bad-1"]["status"] == 400
     assert access["grpc-9"]["protocol"] == "grpc"
-    user = [l for l in lines if l["logger"] == "customize_service"]
-    assert {"abc-123", "grpc-9", generated} <= {l["request_id"] for l in user}
+    user = [entry for entry in lines if entry["logger"] == "customize_service"]
+    assert {"abc-123", "grpc-9", generated} <= {entry["request_id"] for entry in user}
 
 
 def test_text_access_lines_and_a_users_filter_on_them(make_project, start_server):
@@ -316,7 +319,9 @@ def test_text_access_lines_and_a_users_filter_on_them(make_project, start_server
         logs[name] = server.log
         server.stop()
 
-    line = next(l for l in logs["plain"].splitlines() if " plain-h taichu_r" in l)
+    line = next(
+        line for line in logs["plain"].splitlines() if " plain-h taichu_r" in line
+    )
     pattern = (
         r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO \[\d+\] plain-h "
         rf"taichu_runtime.access: http {MODEL} 200 \d+\.\d\dms"

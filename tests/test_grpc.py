@@ -5,12 +5,11 @@ import subprocess
 import sys
 
 import grpc
+import legacy_client
 import numpy as np
 import pytest
 import tritonclient.grpc as triton_grpc
 from tritonclient.grpc import service_pb2 as pb2
-
-import legacy_client
 
 MODEL = "ModelService"
 OPTIONS = [

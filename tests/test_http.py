@@ -1,8 +1,8 @@
 """The v2 REST protocol against the generated server, with httpx and tritonclient.http."""
 
+import httpx
 import numpy as np
 import pytest
-import httpx
 import tritonclient.http as triton_http
 
 MODEL = "ModelService"

@@ -72,9 +72,15 @@ def test_a_hand_edited_dockerfile_is_kept_unless_forced(tmp_path):
     result = cli("build", str(project), "--no-build")
     assert "kept Dockerfile: edited by hand" in result.stdout
     assert dockerfile.read_text().endswith("RUN echo mine\n")
-    cli("build", str(project), "--no-build", "--force")
+    forced = cli("build", str(project), "--no-build", "--force")
     assert "RUN echo mine" not in dockerfile.read_text()
-    assert (project / "Dockerfile.orig").read_text().endswith("RUN echo mine\n")
+    (line,) = [
+        line
+        for line in forced.stdout.splitlines()
+        if line.strip().startswith("Dockerfile ->")
+    ]
+    backup = project / line.split(" -> ")[1]
+    assert backup.read_text().endswith("RUN echo mine\n")
     regenerated = cli("regenerate", str(project))  # build files are not regenerate's
     assert "Dockerfile" not in regenerated.stdout and dockerfile.exists()
 

@@ -6,11 +6,11 @@ import time
 
 import grpc
 import httpx
+import legacy_client
 import numpy as np
 import pytest
 import tritonclient.grpc as triton_grpc
 
-import legacy_client
 from conftest import Server, readme_example
 
 

@@ -8,12 +8,12 @@ import time
 
 import grpc
 import httpx
+import legacy_client
 import numpy as np
 import pytest
 import tritonclient.grpc as triton_grpc
 from tritonclient.grpc import service_pb2 as pb2
 
-import legacy_client
 from conftest import SERVICES, Server, readme_example, render
 
 MODEL = "StreamingService"

@@ -28,7 +28,7 @@ import grpc
 
 HARNESS = Path(__file__).resolve().parents[3] / "shared" / "bench"
 sys.path.insert(0, os.environ.get("BENCH_DIR", str(HARNESS)))
-from v2proto import load  # compiles the harness's v2 proto
+from v2proto import load  # noqa: E402  (compiles the harness's v2 proto)
 
 pb2, pb2_grpc = load()
 

@@ -3,6 +3,7 @@
 import asyncio
 
 import numpy as np
+
 from taichu_serve import Service
 
 

@@ -13,7 +13,6 @@ buffered since (warnings and errors are written at once).
 import contextvars
 import logging
 import os
-import threading
 import time
 from typing import Optional
 

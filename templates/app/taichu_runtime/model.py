@@ -29,6 +29,7 @@ import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any, AsyncGenerator, Dict, Optional
 
+from .batching import Batcher
 from .errors import (
     InvalidInput,
     ModelFailed,
@@ -36,7 +37,6 @@ from .errors import (
     RequestTimeout,
     ServingError,
 )
-from .batching import Batcher
 from .governance.limits import Admission
 from .governance.tracing import NoTracing
 from .logs import new_request_id

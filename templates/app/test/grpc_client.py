@@ -3,8 +3,8 @@
 
 import grpc
 import numpy as np
-
 from _project import server_arguments
+
 from taichu_runtime.proto import open_inference_pb2 as pb2
 from taichu_runtime.proto import open_inference_pb2_grpc as pb2_grpc
 from taichu_runtime.proto import taichu_infer_pb2 as legacy_pb2

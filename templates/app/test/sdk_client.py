@@ -6,9 +6,9 @@ errors.py, proto/ and grpc_api/) into any application that calls a v2 server.
 """
 
 import numpy as np
-
 from _project import server_arguments
-from taichu_runtime.client import NumpySerializer, Predictor, PredictionError
+
+from taichu_runtime.client import NumpySerializer, PredictionError, Predictor
 
 
 def main() -> None:

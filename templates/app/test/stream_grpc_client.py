@@ -7,10 +7,9 @@ The documented identity model answers each message once.
 """
 
 import grpc
-
 import numpy as np
-
 from _project import server_arguments
+
 from taichu_runtime.proto import open_inference_pb2 as pb2
 from taichu_runtime.proto import open_inference_pb2_grpc as pb2_grpc
 

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from ..errors import InvalidInput
+from ..proto import open_inference_pb2 as v2_pb2
+from ..proto import taichu_infer_pb2 as legacy_pb2
 from ..protocol import PARAMETERS, TENSORS, InferRequest, InferResponse
 from ..tensors import datatype_of, from_contents, from_list, from_raw, to_raw
 from . import parameters
-from ..proto import open_inference_pb2 as v2_pb2
-from ..proto import taichu_infer_pb2 as legacy_pb2
 
 # datatype -> field of InferTensorContents (FP16 has none: it travels raw).
 CONTENTS_FIELD = {

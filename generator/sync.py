@@ -13,6 +13,7 @@ Every path is checked against the hard limits before anything is written.
 import difflib
 import os
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,6 +111,11 @@ def apply(
     (EDITED), each kept in a new backup first. Returns the changes made."""
     made = []
     backups: Optional[Path] = None
+    # Every check before the first write: a refusal leaves the project as it was.
+    for change in changes:
+        safe_target(project, change.path)
+    if force and any(c.action == EDITED for c in changes):
+        safe_target(project, BACKUPS)
     for change in changes:
         if change.action == KEEP or change.action == FOREIGN:
             continue
@@ -135,10 +141,15 @@ def _write(target: Path, data: bytes) -> None:
     """Replace the file whole (a crash never leaves half a file); scripts (#!) are
     executable."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.taichu-tmp")
-    temporary.write_bytes(data)
-    temporary.chmod(0o755 if data.startswith(b"#!") else 0o644)
-    os.replace(temporary, target)
+    descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=".taichu-")
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(data)
+        os.chmod(temporary, 0o755 if data.startswith(b"#!") else 0o644)
+        os.replace(temporary, target)
+    except BaseException:
+        os.unlink(temporary)
+        raise
 
 
 def _new_backup_dir(project: Path) -> Path:

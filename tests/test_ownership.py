@@ -317,3 +317,19 @@ def test_a_tampered_manifest_is_refused_before_anything_is_written(
     assert "nothing was changed" in line
     assert snapshot(project) == before
     assert snapshot(outside) == outside_before
+
+
+def test_a_symlinked_backup_folder_is_refused_before_anything_is_written(
+    project_in_user_tree,
+):
+    project, outside = project_in_user_tree
+    (project / ".taichu-backup").symlink_to(outside)
+    logs = project / "taichu_runtime" / "logs.py"
+    logs.write_text(logs.read_text() + "# edited\n")
+    (project / "taichu_runtime" / "sockets.py").unlink()  # work that would come first
+    before, outside_before = snapshot(project), snapshot(outside)
+    result = cli("regenerate", str(project), "--force", check=False)
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert ".taichu-backup is a symbolic link" in line
+    assert snapshot(project) == before and snapshot(outside) == outside_before

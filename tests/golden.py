@@ -1,28 +1,35 @@
-"""The golden record: a rendered project, kept in tests/golden/project for review in diffs.
+"""The golden record: what the template renders from Jinja, kept in tests/golden/project
+for review in diffs. Every other file of a project is a verbatim copy of the template
+(a test checks that), so the record holds only what varies.
 
 Every file is stored with a `.golden` suffix (so tools do not take it for source).
-Left out, because they depend on the machine, not on our templates:
-the answers file (holds an absolute path); and, for brevity, the gRPC stubs (a test
-compares them with protos/). Refresh with `python scripts/update_golden.py`.
+Left out: the answers file (it holds an absolute path). Refresh with
+`python scripts/update_golden.py`.
 """
 
-import re
 from pathlib import Path
-from typing import Dict
+from typing import Dict, List
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "project"
-SKIPPED = re.compile(
-    r"(^\.copier-answers\.yml$|_pb2(_grpc)?\.py$|/__pycache__/|\.log$)"
-)
+APP = Path(__file__).resolve().parents[1] / "templates" / "app"
+SKIPPED = {".copier-answers.yml"}
+
+
+def rendered_from_jinja() -> List[str]:
+    """Project paths of the template's .jinja files."""
+    return sorted(
+        p.relative_to(APP).as_posix().removesuffix(".jinja")
+        for p in APP.rglob("*.jinja")
+        if "_copier_conf" not in p.name
+    )
 
 
 def snapshot(project: Path) -> Dict[str, str]:
-    files = {}
-    for path in sorted(project.rglob("*")):
-        relative = path.relative_to(project).as_posix()
-        if path.is_file() and not SKIPPED.search(relative):
-            files[relative] = path.read_text()
-    return files
+    return {
+        relative: (project / relative).read_text()
+        for relative in rendered_from_jinja()
+        if relative not in SKIPPED
+    }
 
 
 def read_golden() -> Dict[str, str]:

@@ -9,6 +9,7 @@ import yaml
 from conftest import REPO
 from golden import read_golden, snapshot
 from taichu_serve import __version__
+from taichu_serve.ownership import template_files
 
 USER_FILES = {
     "customize_service.py",
@@ -59,6 +60,15 @@ def test_the_version_is_recorded_in_one_file(project):
         if p.is_file() and __version__ in p.read_text(errors="replace")
     ]
     assert holding == ["taichu_runtime/_version.py"]
+
+
+def test_rendering_copies_every_file_that_is_not_a_template(project):
+    """Render = copy: the runtime in a project is the template's own files, byte for byte."""
+    app = REPO / "templates" / "app"
+    copied = [p for p in template_files(REPO) if (app / p).is_file()]  # not .jinja
+    assert len(copied) > 40
+    for relative in copied:
+        assert (project / relative).read_bytes() == (app / relative).read_bytes()
 
 
 def test_rendered_tree_matches_the_golden_record(project):

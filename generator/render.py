@@ -8,7 +8,6 @@ Rendering copies: the runtime and the gRPC stubs are plain files of the template
 from pathlib import Path
 from typing import Dict, Optional
 
-from . import __version__
 from .errors import UserError
 
 
@@ -30,7 +29,7 @@ def render_to(directory: Path, answers: Dict, root: Optional[Path] = None) -> No
         copier.run_copy(
             str(root),
             str(directory),
-            data={**answers, "generator_version": __version__},
+            data=answers,
             defaults=True,
             quiet=True,
             skip_tasks=True,  # the task records a manifest; the caller syncs instead

@@ -101,7 +101,6 @@ def test_answers_are_recorded(project):
 
 def test_copier_defaults_follow_the_package_and_the_shipped_stubs():
     config = yaml.safe_load((REPO / "copier.yml").read_text())
-    assert config["generator_version"]["default"] == __version__
     stubs = REPO / "templates" / "app" / "taichu_runtime" / "proto"
     grpc_stub = (stubs / "open_inference_pb2_grpc.py").read_text()
     made_with = re.search(r"GRPC_GENERATED_VERSION = \"([^\"]+)\"", grpc_stub).group(1)

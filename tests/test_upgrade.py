@@ -51,16 +51,12 @@ def newer_generator(tmp_path_factory) -> Path:
 
 def bump_version(package: Path) -> Path:
     """The copied package says it is 9.9.0; returns its app template."""
-    init = package / "__init__.py"
-    init.write_text(init.read_text().replace(taichu_serve.__version__, NEW_VERSION))
     template = package / "_template"
     if not (template / "templates").is_dir():  # a source checkout, not a wheel
         shutil.copytree(REPO, template, ignore=shutil.ignore_patterns(".git", ".venv"))
-    copier_yml = template / "copier.yml"
-    copier_yml.write_text(
-        copier_yml.read_text().replace(
-            f'default: "{taichu_serve.__version__}"', f'default: "{NEW_VERSION}"'
-        )
+    record = template / "templates" / "app" / "taichu_runtime" / "_version.py"
+    record.write_text(
+        record.read_text().replace(f'"{taichu_serve.__version__}"', f'"{NEW_VERSION}"')
     )
     return template / "templates" / "app"
 

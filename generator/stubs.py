@@ -31,18 +31,20 @@ def compile_stubs(protos: Path, out_dir: Path) -> List[Path]:
         f"-I{include}",
         f"--python_out={out_dir}",
         f"--grpc_python_out={out_dir}",
+        f"--pyi_out={out_dir}",  # types of the messages, for mypy and editors
         *(str(p.relative_to(protos)) for p in sources),
     ]
     if protoc.main(args) != 0:
         raise RuntimeError(f"protoc failed on {', '.join(map(str, sources))}")
-    return sorted((out_dir / STUB_PACKAGE).glob("*_pb2*.py"))
+    return sorted((out_dir / STUB_PACKAGE).glob("*_pb2*.py*"))
 
 
-def format_source(text: str) -> str:
+def format_source(text: str, is_pyi: bool = False) -> str:
     import black
 
     try:
-        return black.format_file_contents(text, fast=False, mode=black.Mode())
+        mode = black.Mode(is_pyi=is_pyi)
+        return black.format_file_contents(text, fast=False, mode=mode)
     except black.NothingChanged:
         return text
 
@@ -84,7 +86,7 @@ def install_stubs(stubs: List[Path], dest: Path) -> List[Path]:
         if stub.name.endswith("_pb2.py"):
             source = use_private_pool(source)
         path = target / stub.name
-        path.write_text(format_source(header + source))
+        path.write_text(format_source(header + source, stub.suffix == ".pyi"))
         written.append(path)
     return written
 

@@ -326,6 +326,14 @@ def test_shipped_stubs_match_the_protos(tmp_path):
         assert serialized_descriptor(shipped / name) == serialized_descriptor(
             compiled
         ), f"{name} is out of date: run python scripts/compile_protos.py"
+    from taichu_serve.stubs import install_stubs
+
+    for written in install_stubs([p for p in fresh if p.suffix == ".pyi"], tmp_path):
+        assert (
+            shipped / written.name
+        ).read_text() == written.read_text(), (
+            f"{written.name} is out of date: run python scripts/compile_protos.py"
+        )
 
 
 def git(*args, cwd):

@@ -9,7 +9,7 @@ import collections
 import itertools
 import threading
 import time
-from typing import Callable, List, Optional
+from typing import Any, Callable, List
 
 INTERVAL = 0.1  # seconds: how late a metric sample or an info line may be
 
@@ -20,9 +20,9 @@ class Backlog:
     """Work queued by requests (any thread) and done later by the bookkeeping thread, or
     by whoever needs it done now. A deque: append and popleft are atomic."""
 
-    def __init__(self, handle: Optional[Callable] = None) -> None:
+    def __init__(self, handle: Callable[[Any], None] = lambda item: None) -> None:
         self._items: collections.deque = collections.deque()
-        self._handle = handle
+        self._handle = handle  # drain()'s; a backlog only taken needs none
         self._taking = threading.Lock()
         self.append = self._items.append
 

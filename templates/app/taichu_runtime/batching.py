@@ -12,7 +12,7 @@ raises, or returns a list of another length, fails the requests of that batch.
 
 import asyncio
 import logging
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .errors import ModelFailed
 
@@ -32,7 +32,7 @@ class Batcher:
         self.max_delay = max_delay
         self.metrics = metrics
         self._pending: List[Tuple[Any, Dict[str, Any], asyncio.Future]] = []
-        self._timer = None
+        self._timer: Optional[asyncio.TimerHandle] = None
 
     async def submit(self, item: Any, context: Dict[str, Any]) -> Any:
         future = asyncio.get_running_loop().create_future()

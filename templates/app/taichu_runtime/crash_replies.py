@@ -106,7 +106,7 @@ def http_protocol(ledger: ConnectionLedger) -> type:
         def __getattr__(self, name):
             return getattr(self._transport, name)
 
-    class LedgerHTTPProtocol(AutoHTTPProtocol):
+    class LedgerHTTPProtocol(AutoHTTPProtocol):  # type: ignore[misc,valid-type]
         _fd = SLOTS  # not tracked until connection_made
 
         def connection_made(self, transport) -> None:

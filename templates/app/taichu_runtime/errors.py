@@ -5,12 +5,15 @@ The protocol adapters turn these into `{"error": "..."}` bodies or gRPC statuses
 nothing else about an error is protocol-specific.
 """
 
+from typing import Optional
+
 
 class ServingError(Exception):
     """A request failed; `str(error)` is the message the client sees."""
 
     http_status = 500
     grpc_code = "INTERNAL"
+    request_id: Optional[str] = None  # set by the guard; the adapters send it back
 
 
 class InvalidInput(ServingError):
@@ -69,5 +72,5 @@ class RequestTimeout(ServingError):
     grpc_code = "DEADLINE_EXCEEDED"
 
     @classmethod
-    def after(cls, seconds: float) -> "RequestTimeout":
-        return cls(f"no answer within {seconds:g} s (request_timeout or deadline)")
+    def after(cls, seconds: Optional[float]) -> "RequestTimeout":
+        return cls(f"no answer within {seconds or 0:g} s (request_timeout or deadline)")

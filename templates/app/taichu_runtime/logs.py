@@ -13,6 +13,7 @@ buffered since (warnings and errors are written at once).
 import contextvars
 import logging
 import os
+import threading
 import time
 from typing import Optional
 
@@ -120,6 +121,8 @@ class BatchedStderrHandler(logging.StreamHandler):
     """Writes to stderr in batches: warnings and errors at once, the other lines when
     the bookkeeping thread calls flush()."""
 
+    lock: threading.RLock  # made by Handler.__init__ (typeshed says Optional)
+
     def __init__(self) -> None:
         super().__init__()
         self._lines: list = []
@@ -171,7 +174,7 @@ class AccessLog:
         self.deferred = False
         self.backlog = background.Backlog(self._write)
         self._template: dict = {}
-        self.handler: Optional[logging.Handler] = None  # configure_logging's
+        self.handler: Optional[BatchedStderrHandler] = None  # configure_logging's
 
     def drain(self) -> None:
         """Write the queued lines (the bookkeeping thread)."""
@@ -183,7 +186,7 @@ class AccessLog:
             for entry in entries:
                 self._write(entry)
             return
-        line = handler.formatter.access_line
+        line = handler.formatter.access_line  # type: ignore[union-attr]
         handler.add_lines([line(*entry) for entry in entries])
 
     def _direct_handler(self) -> Optional["BatchedStderrHandler"]:
@@ -266,7 +269,7 @@ def configure_logging(
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers = []
         logging.getLogger(name).propagate = True
-    if batched:
+    if isinstance(handler, BatchedStderrHandler):
         ACCESS_LOG.deferred = True
         ACCESS_LOG.handler = handler
         background.every_interval(ACCESS_LOG.drain)

@@ -27,7 +27,7 @@ import math
 import os
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
-from typing import Any, AsyncGenerator, Dict, Optional
+from typing import Any, AsyncGenerator, Dict, Generator, Optional
 
 from .batching import Batcher
 from .errors import (
@@ -108,7 +108,7 @@ class ModelHost:
             self._run_sync = self._run_timed
         else:
             self._run_sync = self._run_plain
-        self.batcher = None
+        self.batcher: Optional[Batcher] = None
         if max_batch_size > 1:
             self.batcher = Batcher(
                 self._inference_batch, max_batch_size, max_batch_delay, metrics
@@ -371,7 +371,7 @@ class ModelHost:
         finally:
             self.admission.release()
 
-    def _thread_items_blocking(self, iterator: Iterator) -> Iterator[Any]:
+    def _thread_items_blocking(self, iterator: Iterator) -> Generator[Any, None, None]:
         """_thread_items() for a gRPC thread: each item pulled on this thread, in turn."""
         finished = False
         try:
@@ -394,7 +394,7 @@ class ModelHost:
 
     async def _run_batched(self, data: Any, context: Dict[str, Any]) -> Any:
         data = await self._run_stage(0, data, context)
-        data = await self.batcher.submit(data, context)
+        data = await self.batcher.submit(data, context)  # type: ignore[union-attr]
         return await self._run_stage(2, data, context)
 
     async def _inference_batch(self, items: list, contexts: list) -> Any:
@@ -540,7 +540,7 @@ async def _next_item(items: AsyncIterator) -> Any:
     return await items.__anext__()
 
 
-def _iterate_on_loop(items: AsyncGenerator, loop) -> Iterator[Any]:
+def _iterate_on_loop(items: AsyncGenerator, loop) -> Generator[Any, None, None]:
     """The items of an async generator that runs on `loop`, for another thread."""
     try:
         while True:

@@ -23,7 +23,7 @@ import collections
 import contextvars
 import queue
 import threading
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Tuple
 
 
 class _Outcome:
@@ -34,7 +34,8 @@ class _Outcome:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.lock.acquire()
-        self.result = self.error = None
+        self.result: Any = None
+        self.error: Optional[BaseException] = None
 
     def settle(self, result: Any, error: Optional[BaseException]) -> None:
         self.result, self.error = result, error
@@ -159,6 +160,7 @@ class ModelThreads:
 
     def _run(self, future, on_done, context, function, args) -> bool:
         """Run one job and pass its outcome to the loop; False once the loop is closed."""
+        outcome: Tuple[Any, Any, Any, Optional[BaseException]]
         try:
             outcome = (future, on_done, context.run(function, *args), None)
         except BaseException as error:  # handed to the awaiting request
@@ -174,7 +176,7 @@ class ModelThreads:
         if not first:
             return True  # the loop is already called to take them
         try:
-            self._loop.call_soon_threadsafe(self._deliver)
+            self._loop.call_soon_threadsafe(self._deliver)  # type: ignore[union-attr]
         except RuntimeError:
             return False  # the loop is closed: the process is exiting
         return True

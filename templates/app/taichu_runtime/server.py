@@ -17,6 +17,7 @@ import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, Dict
 
 import grpc
 import uvicorn
@@ -109,7 +110,7 @@ def start_grpc(settings: Settings, state: ServerState, guard: Guard, loop):
 def http_config(settings: Settings, app, ledger=None) -> uvicorn.Config:
     if settings.token:
         app = BearerTokenMiddleware(app, settings.token)
-    tls = {}
+    tls: Dict[str, Any] = {}
     if settings.tls_cert:
         tls = {"ssl_certfile": settings.tls_cert, "ssl_keyfile": settings.tls_key}
     return uvicorn.Config(

@@ -26,6 +26,7 @@ import socket
 import sys
 import tempfile
 import time
+from typing import Any, Callable, List, Optional
 
 from .crash_replies import ConnectionLedger, HeldConnections
 from .settings import Settings
@@ -59,7 +60,7 @@ def _worker_main(
     try:
         import uvloop  # the faster event loop, when installed (not on Windows)
 
-        run = uvloop.run
+        run: Callable[..., Any] = uvloop.run
     except ImportError:
         run = asyncio.run
     try:
@@ -77,20 +78,22 @@ class Supervisor:
         method = "fork" if sys.platform.startswith("linux") else "spawn"
         self.context = multiprocessing.get_context(method)
         self.ready_flags = self.context.Array("b", settings.workers, lock=False)
-        self.workers = [None] * settings.workers
+        self.workers: List[Optional[multiprocessing.process.BaseProcess]] = [
+            None
+        ] * settings.workers
         self.stopping = False
         # Requests inside a worker that dies are answered from here (crash_replies.py);
         # that takes fork, and plain HTTP.
-        self.held = None
+        self.held: Optional[HeldConnections] = None
         if method == "fork" and not settings.tls_cert:
             self.held = HeldConnections()
             _raise_open_files_limit()  # we hold a duplicate of every HTTP connection
-        self.ledgers = [None] * settings.workers
+        self.ledgers: List[Optional[ConnectionLedger]] = [None] * settings.workers
 
     def start(self, index: int) -> None:
         self.ready_flags[index] = 0
         ledger = ConnectionLedger() if self.held is not None else None
-        worker = self.context.Process(
+        worker = self.context.Process(  # type: ignore[attr-defined]
             target=_worker_main,
             args=(self.settings, self.http_socket, self.ready_flags, index, ledger),
             name=f"worker-{index}",
@@ -103,7 +106,7 @@ class Supervisor:
             self.workers[index] = worker
         finally:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
-        if ledger is not None:
+        if ledger is not None and self.held is not None:
             self.held.add(ledger)  # after the fork: the worker has no use for it
             self.held.watch(worker.sentinel)
             self.ledgers[index] = ledger
@@ -111,7 +114,7 @@ class Supervisor:
     def release(self, index: int) -> None:
         """Answer the HTTP requests the exited worker `index` left unanswered (once)."""
         worker, ledger = self.workers[index], self.ledgers[index]
-        if ledger is None:
+        if ledger is None or worker is None or self.held is None:
             return
         self.ledgers[index] = None
         self.held.unwatch(worker.sentinel)
@@ -205,7 +208,9 @@ def _limit_malloc_arenas(arenas: int = 2) -> None:
         pass  # not glibc (musl has no arenas to limit)
 
 
-def _exit_reason(exitcode: int) -> str:
+def _exit_reason(exitcode: Optional[int]) -> str:
+    if exitcode is None:
+        return "still running"
     if exitcode < 0:
         try:
             return signal.Signals(-exitcode).name

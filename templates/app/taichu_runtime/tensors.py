@@ -85,7 +85,7 @@ def check_shape(shape: Any, tensor: str) -> Tuple[int, ...]:
     return tuple(shape)
 
 
-def _element_count(shape: Tuple[int, ...]) -> int:
+def _element_count(shape: Sequence[int]) -> int:
     return math.prod(shape)
 
 
@@ -157,7 +157,9 @@ def from_contents(
         raise _does_not_fit(tensor, datatype, error) from None
 
 
-def from_raw(tensor: str, datatype: str, shape: Any, raw: bytes) -> np.ndarray:
+def from_raw(
+    tensor: str, datatype: str, shape: Any, raw: "bytes | memoryview"
+) -> np.ndarray:
     """Raw little-endian bytes (gRPC raw contents, HTTP binary extension) -> array."""
     dtype = dtype_for(datatype, tensor)
     shape = check_shape(shape, tensor)
@@ -180,7 +182,7 @@ def from_raw(tensor: str, datatype: str, shape: Any, raw: bytes) -> np.ndarray:
     return np.frombuffer(raw, dtype=dtype).reshape(shape)
 
 
-def unpack_bytes(raw: bytes, tensor: str) -> List[bytes]:
+def unpack_bytes(raw: "bytes | memoryview", tensor: str) -> List[bytes]:
     items = []
     view = memoryview(raw)
     offset = 0

@@ -5,7 +5,7 @@ import asyncio
 import collections
 import threading
 import time
-from typing import Callable, Optional
+from typing import Callable, Optional, Type, TypeVar
 
 from ..errors import RateLimited, RequestTimeout, TooManyRequests
 
@@ -46,6 +46,9 @@ class _ThreadWaiter:
         self.lock.release()
 
 
+_Waiter = TypeVar("_Waiter", _LoopWaiter, _ThreadWaiter)
+
+
 class Admission:
     """Admission to the model, with a bounded queue, for requests on the event loop
     (HTTP) and on gRPC threads alike.
@@ -83,7 +86,7 @@ class Admission:
         with self._lock:
             return self._room()
 
-    def _enter(self, waiter_type) -> Optional[object]:
+    def _enter(self, waiter_type: Type[_Waiter]) -> Optional[_Waiter]:
         """Take a slot (None) or a place in the queue (the waiter), or raise."""
         with self._lock:
             if not self._room():

@@ -50,7 +50,7 @@ class Series:
             observe_all(self._histogram, values)
 
 
-def observe_all(histogram, values: Sequence[float]) -> None:
+def observe_all(histogram, values: "Sequence[float] | np.ndarray") -> None:
     """`histogram.observe(v)` for every value, with one addition per bucket.
 
     prometheus_client has no bulk observe, so this adds to the child's bucket and sum
@@ -156,7 +156,7 @@ class Metrics:
         self._count_inflight = inflight
         self._inflight = self.inflight.labels(model)
         # Series by label values, made on first use; `record` walks the list.
-        self._series: List[Series] = []
+        self._series: List["Series | HookTimes"] = []
         self._answered: Dict[Tuple[str, int], Series] = {}
         self._rejected: Dict[str, Series] = {}
         self._items: Dict[str, Series] = {}

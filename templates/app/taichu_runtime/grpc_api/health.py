@@ -22,8 +22,8 @@ class HealthServicer(health_pb2_grpc.HealthServicer):
     def __init__(self, state: ServerState, pools: Pools) -> None:
         self.state = state
         # Check never waits behind inference calls; Watch is a stream.
-        self.Check = on_pool(self.Check, pools.spare)
-        self.Watch = on_pool(self.Watch, pools.streams)
+        self.Check = on_pool(self.Check, pools.spare)  # type: ignore[method-assign]
+        self.Watch = on_pool(self.Watch, pools.streams)  # type: ignore[method-assign]
 
     def _status(self):
         return SERVING if self.state.ready else NOT_SERVING

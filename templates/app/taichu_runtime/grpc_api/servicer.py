@@ -75,7 +75,9 @@ class InferenceServicer:
         self.guard = guard
         self.loop = loop
         self.calls = calls
-        self.ModelStreamInfer = on_pool(self.ModelStreamInfer, pools.streams)
+        self.ModelStreamInfer = on_pool(  # type: ignore[method-assign]
+            self.ModelStreamInfer, pools.streams
+        )
         for name in QUICK_CALLS:
             setattr(self, name, on_pool(getattr(self, name), pools.spare))
 

@@ -95,9 +95,12 @@ class InferRoute:
                 response = await self.guard.within_deadline(host.infer(request))
                 content, binary_headers = encode_response(response, request)
         except ServingError as error:
-            body = dumps({"error": str(error)})
-            headers = raw_headers(JSON, error_headers(error))
-            await send_response(send, error.http_status, body, headers)
+            await send_response(
+                send,
+                error.http_status,
+                dumps({"error": str(error)}),
+                raw_headers(JSON, error_headers(error)),
+            )
             return
         except Exception:
             logger.exception("unexpected error on POST %s", scope["path"])
@@ -106,5 +109,6 @@ class InferRoute:
             return
         content_type = BINARY if binary_headers else JSON
         binary_headers["X-Request-Id"] = call.request_id
-        headers = raw_headers(content_type, binary_headers)
-        await send_response(send, 200, content, headers)
+        await send_response(
+            send, 200, content, raw_headers(content_type, binary_headers)
+        )

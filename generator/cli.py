@@ -1,14 +1,16 @@
 """The `taichu_serve` command: argument parsing and messages only; the work is elsewhere."""
 
+import inspect
 import os
 import re
 import sys
 from pathlib import Path
-from typing import Annotated, List, Optional
+from typing import Annotated, Callable, List, Optional
 
 import typer
 
 from . import __version__
+from .config import runtime_settings
 from .errors import UserError
 from .project import generated_version, is_project, looks_like_2x
 from .regenerate import regenerate as regenerate_project
@@ -96,16 +98,10 @@ def init(
     typer.echo("  python3 test/http_client.py   # in another shell")
 
 
-@app.command()
 def run(
     directory: Annotated[Path, typer.Argument(help="The project directory.")] = Path(
         "."
     ),
-    http_port: HttpPort = None,
-    grpc_port: GrpcPort = None,
-    workers: Annotated[
-        Optional[int], typer.Option("--workers", min=1, help="Worker processes.")
-    ] = None,
     docker: Annotated[
         bool, typer.Option("--docker", help="Run the image built by `build` instead.")
     ] = False,
@@ -115,17 +111,28 @@ def run(
     network: Annotated[
         Optional[str], typer.Option("--network", help="With --docker: e.g. host.")
     ] = None,
+    config: Annotated[
+        Optional[str],
+        typer.Option("--config", help="Path of config.ini (default: the project's)."),
+    ] = None,
+    **runtime_flags: Optional[str],
 ) -> None:
-    """Serve the project locally (HTTP and gRPC) until Ctrl-C."""
+    """Serve the project locally (HTTP and gRPC) until Ctrl-C.
+
+    Every setting of config.ini is also a flag here, the same as `python -m
+    taichu_runtime` takes; the server checks the values.
+    """
     directory = directory.resolve()
+    given = {name: value for name, value in runtime_flags.items() if value is not None}
     if docker:
         from .image import run_container
 
-        default_http, default_grpc = (
-            _ports(directory) if is_project(directory) else (8080, 8081)
-        )
+        http, grpc_port = _ports(directory) if is_project(directory) else (8080, 8081)
         image = image or image_name(directory)
-        ports = (http_port or default_http, grpc_port or default_grpc)
+        ports = (
+            _port(given.get("http_port"), http),
+            _port(given.get("grpc_port"), grpc_port),
+        )
         run_container(image, *ports, network, typer.echo)
         return
     if not is_project(directory):
@@ -144,18 +151,53 @@ def run(
             err=True,
         )
     argv: List[str] = [sys.executable, "-m", "taichu_runtime"]
-    for flag, value in (
-        ("--http-port", http_port),
-        ("--grpc-port", grpc_port),
-        ("--workers", workers),
-    ):
-        if value is not None:
-            argv += [flag, str(value)]
+    if config is not None:
+        argv += ["--config", str(Path(config).resolve())]
+    for option in runtime_settings().OPTIONS:
+        if option.attr in given:
+            argv += [option.flags[0], given[option.attr]]
     os.chdir(directory)
     sys.stdout.flush()
     sys.stderr.flush()
     # exec: the server becomes this process, so signals (Ctrl-C, SIGTERM) reach it.
     os.execv(sys.executable, argv)
+
+
+def _port(value: Optional[str], default: int) -> int:
+    if value is None:
+        return default
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        raise UserError(f"{value!r} is not a port number (1-65535)")
+    return int(value)
+
+
+def _with_runtime_flags(command: Callable) -> Callable:
+    """Give `command` one option per setting the runtime declares (settings.py's
+    OPTIONS): declared once, offered by `taichu_serve run` and `python -m
+    taichu_runtime` alike."""
+    signature = inspect.signature(command)
+    fixed = [p for p in signature.parameters.values() if p.kind != p.VAR_KEYWORD]
+    added = []
+    for option in runtime_settings().OPTIONS:
+        metavar = option.type.__name__.upper()
+        hint = Annotated[
+            Optional[str],
+            typer.Option(*option.flags, help=option.help, metavar=metavar),
+        ]
+        added.append(
+            inspect.Parameter(
+                option.attr,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=None,
+                annotation=hint,
+            )
+        )
+        command.__annotations__[option.attr] = hint
+    command.__signature__ = signature.replace(parameters=[*fixed, *added])  # type: ignore[attr-defined]
+    return command
+
+
+app.command()(_with_runtime_flags(run))
 
 
 @app.command()
@@ -229,7 +271,7 @@ def build(
     ] = None,
 ) -> None:
     """Write Dockerfile, .dockerignore, launch.sh and deploy/ manifests, then build the image."""
-    from .deploy import render_manifests
+    from .deploy import render_manifests, resources
     from .image import build_image, render_build_files
 
     directory = project_directory(directory)
@@ -241,6 +283,9 @@ def build(
             raise UserError(f"--build-arg {item!r}: expected KEY=VALUE")
         args[key] = value
     args.setdefault("BASE_IMAGE", from_image)
+    resources(
+        directory
+    )  # a bad [resources] value stops here, before any file is written
     written = render_build_files(
         directory, from_image, image, include_models, force, typer.echo
     )

@@ -5,9 +5,10 @@ import re
 from pathlib import Path
 from typing import List
 
+from . import config
+from .config import server_settings
 from .image import ports, write_owned_files
 from .ownership import DEPLOY_FILES
-from .project import read_config
 
 # preStop sleeps 5 s before SIGTERM; then the server may drain for shutdown_timeout.
 PRE_STOP_SECONDS = 5
@@ -20,15 +21,9 @@ def kubernetes_name(image: str) -> str:
 
 
 def resources(project: Path) -> dict:
-    parser = read_config(project / "config.ini")
-    section = "resources"
-    timeout = parser.getfloat("server", "shutdown_timeout", fallback=30.0)
+    timeout = server_settings(project).shutdown_timeout
     return {
-        "cpu": parser.get(section, "cpu", fallback="1"),
-        "memory": parser.get(section, "memory", fallback="2Gi"),
-        "gpu": parser.getint(section, "gpu", fallback=0),
-        "min_replicas": parser.getint(section, "min_replicas", fallback=1),
-        "max_replicas": parser.getint(section, "max_replicas", fallback=4),
+        **config.resources(project),
         "grace_seconds": int(timeout) + PRE_STOP_SECONDS + 5,
     }
 

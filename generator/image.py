@@ -11,10 +11,10 @@ from typing import Callable, Dict, Iterable, List, Optional
 
 import jinja2
 
+from .config import server_settings
 from .errors import UserError
 from .manifest import read_manifest
 from .ownership import BUILD_FILES, known_files
-from .project import read_config
 from .render import template_root
 from .sync import EDITED, apply, diff, plan, reason, record, report
 
@@ -36,11 +36,8 @@ def apt_packages(project: Path) -> List[str]:
 
 
 def ports(project: Path) -> Dict[str, int]:
-    parser = read_config(project / "config.ini")
-    return {
-        "http_port": parser.getint("server", "http_port", fallback=8080),
-        "grpc_port": parser.getint("server", "grpc_port", fallback=8081),
-    }
+    settings = server_settings(project)
+    return {"http_port": settings.http_port, "grpc_port": settings.grpc_port}
 
 
 def default_image_name(project: Path) -> str:

@@ -20,7 +20,6 @@ from typing import Dict, List, Optional
 
 from .errors import UserError
 from .ownership import MANIFEST, VERSION_FILE, is_never_touched, safe_target
-from .project import read_config
 
 VERSION_LINE = re.compile(rb'^GENERATOR_VERSION = "[^"\n]*"$', re.MULTILINE)
 
@@ -31,11 +30,6 @@ def fingerprint(relative: str, data: bytes) -> str:
     if relative == VERSION_FILE:
         data = VERSION_LINE.sub(b'GENERATOR_VERSION = ""', data)
     return hashlib.sha256(data).hexdigest()
-
-
-def config_keys(config_ini: Path) -> List[str]:
-    parser = read_config(config_ini)
-    return sorted(f"{s}.{k}" for s in parser.sections() for k in parser[s])
 
 
 @dataclass

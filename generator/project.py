@@ -1,6 +1,5 @@
 """Facts about a generated project on disk."""
 
-import configparser
 import re
 from pathlib import Path
 from typing import Optional
@@ -27,10 +26,3 @@ def generated_version(directory: Path) -> Optional[str]:
 
 def looks_like_2x(directory: Path) -> bool:
     return (directory / "model_service.py").is_file() and not is_project(directory)
-
-
-def read_config(config_ini: Path) -> configparser.ConfigParser:
-    """config.ini as the server reads it (inline `#` comments allowed); empty if absent."""
-    parser = configparser.ConfigParser(inline_comment_prefixes=("#", ";"))
-    parser.read(config_ini, encoding="utf-8")
-    return parser

@@ -3,13 +3,14 @@ the project (sync.py); and `adopt`, what copier's task runs after `copier copy`.
 
 import tempfile
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, Optional
 
 import yaml
 
 from . import __version__
+from .config import declared_keys
 from .errors import UserError
-from .manifest import Manifest, config_keys, read_manifest
+from .manifest import Manifest, read_manifest
 from .ownership import ANSWERS, known_files, retired_files, safe_target, user_patterns
 from .project import generated_version
 from .render import render_to, template_root
@@ -59,9 +60,7 @@ def sync_app(
     changes = plan(project, rendered, manifest, scope, user)
     conflicts = [c for c in changes if c.is_conflict]
     new_keys = sorted(
-        set(_config_keys(rendered)) - set(manifest.config_keys)
-        if manifest.config_keys
-        else []
+        set(declared_keys()) - set(manifest.config_keys) if manifest.config_keys else []
     )
     for change in conflicts:
         echo(f"\nconflict: {change.path} ({reason(change)})")
@@ -84,7 +83,7 @@ def sync_app(
         return 1 if check and pending(changes) else 0
     project.mkdir(parents=True, exist_ok=True)
     made = apply(project, rendered, changes, force)
-    record(project, rendered, manifest, known_files(root), user, _config_keys(rendered))
+    record(project, rendered, manifest, known_files(root), user, declared_keys())
     if listing:
         report(made, echo)
     left = [c for c in conflicts if not c.backup]
@@ -98,13 +97,6 @@ def sync_app(
         )
         return 1
     return 0
-
-
-def _config_keys(rendered: Dict[str, bytes]) -> List[str]:
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "config.ini"
-        path.write_bytes(rendered.get("config.ini", b""))
-        return config_keys(path)
 
 
 def saved_answers(project: Path) -> Dict:
@@ -134,7 +126,7 @@ def adopt(project: Path, root: Optional[Path] = None) -> Manifest:
     manifest = read_manifest(project)
     rendered = render_app(saved_answers(project), root)
     user = user_patterns(root)
-    keys = _config_keys(rendered)
+    keys = declared_keys()
     return record(project, rendered, manifest, known_files(root), user, keys)
 
 

@@ -172,3 +172,31 @@ def test_bad_config_value_is_one_line(tmp_path):
     assert result.stderr.strip() == (
         "taichu_runtime: error: config.ini [server] http_port: 'eighty' is not a valid int"
     )
+
+
+def test_run_takes_every_flag_the_runtime_declares(tmp_path):
+    from taichu_serve.config import runtime_settings
+
+    help_text = cli("run", "--help").stdout
+    for option in runtime_settings().OPTIONS:
+        assert option.flags[0] in help_text, option.flags[0]
+
+    project = render(tmp_path / "p")
+    http_port, grpc_port = free_port(), free_port()
+    process = run_server(
+        project,
+        "--http-port", str(http_port), "--grpc_port", str(grpc_port),
+        "--model-name", "Renamed", "--shutdown-timeout", "7", "--max-batch-size", "4",
+    )  # fmt: skip
+    wait_ready(http_port, process)
+    ready = httpx.get(f"http://127.0.0.1:{http_port}/v2/models/Renamed/ready")
+    output = stop(process)
+    assert ready.status_code == 200, output
+    assert "waiting up to 7 s" in output
+
+    bad = subprocess.run(
+        [sys.executable, "-m", "taichu_serve", "run", str(project), "--workers", "many"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "'many' is not a valid int" in bad.stderr
+    assert "Traceback" not in bad.stderr

@@ -7,8 +7,6 @@ import math
 import re
 import signal
 import ssl
-import subprocess
-import sys
 import textwrap
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -330,47 +328,6 @@ def test_text_access_lines_and_a_users_filter_on_them(make_project, start_server
     assert " plain-g taichu_runtime.access: grpc " in logs["plain"]
     assert " filtered-h taichu_runtime.access: http " in logs["filtered"]
     assert " filtered-g taichu_runtime.access" not in logs["filtered"]
-
-
-ACCESS_LINES_BOTH_WAYS = """
-import io, time
-from taichu_runtime import logs
-
-for json_lines in (False, True):
-    logs.configure_logging("info", json_lines=json_lines, batched=True)
-    handler = logs.ACCESS_LOG.handler
-    entries = [
-        (time.time() + k * 0.3337, f"id{k}", "M", "grpc", 200 + k, 0.1234567 * k)
-        for k in range(50)
-    ]
-    outputs = []
-    for direct in (True, False):
-        handler.stream = io.StringIO()
-        for entry in entries:
-            if direct:
-                logs.ACCESS_LOG.backlog.append(entry)
-            else:
-                logs.ACCESS_LOG._write(entry)  # through a LogRecord
-        logs.ACCESS_LOG.drain()
-        handler.flush()
-        outputs.append(handler.stream.getvalue())
-    assert logs.ACCESS_LOG._direct_handler() is handler
-    assert outputs[0] == outputs[1], outputs
-    assert len(outputs[0].splitlines()) == 50
-print("same")
-"""
-
-
-def test_access_lines_written_directly_equal_those_made_by_logging(make_project):
-    project = make_project()
-    done = subprocess.run(
-        [sys.executable, "-c", ACCESS_LINES_BOTH_WAYS],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.stdout.strip() == "same", done.stderr
 
 
 # -- limits -----------------------------------------------------------------------------------

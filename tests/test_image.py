@@ -477,3 +477,16 @@ def test_image_from_a_plain_debian_with_python3_only(tmp_path):
         for name in (image, plain):
             if any(name in image_.tags for image_ in client.images.list()):
                 client.images.remove(name, force=True)
+
+
+@pytest.mark.parametrize("command", [("build", "--no-build"), ("manifests",)])
+def test_bad_resources_stop_before_anything_is_written(tmp_path, command):
+    project = render(tmp_path / "p")
+    config = project / "config.ini"
+    config.write_text(config.read_text().replace("memory = 2Gi", "memory = 4000"))
+    before = sorted(p.name for p in project.iterdir())
+    result = cli(command[0], str(project), *command[1:], check=False)
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert "[resources] memory: '4000' is not an amount with a unit" in line
+    assert sorted(p.name for p in project.iterdir()) == before

@@ -46,6 +46,19 @@ def newer_generator(tmp_path_factory) -> Path:
     retired.write_text(retired.read_text() + "test/sse_client.py\n")
     config = app / "config.ini.jinja"
     config.write_text(config.read_text() + "\n[future]\n# New in 9.9.0.\nnew_key = 1\n")
+    settings = app / "taichu_runtime" / "settings.py"  # where a key is declared
+    settings.write_text(
+        settings.read_text()
+        .replace(
+            '"longest wait for a batch to fill"),\n)',
+            '"longest wait for a batch to fill"),\n'
+            '    Option("future", "new_key", 1, "new in 9.9.0"),\n)',
+        )
+        .replace(
+            "    max_batch_delay_ms: float\n",
+            "    max_batch_delay_ms: float\n    new_key: int\n",
+        )
+    )
     return root
 
 

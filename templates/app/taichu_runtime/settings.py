@@ -10,6 +10,7 @@ import argparse
 import configparser
 import logging
 import os
+import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
@@ -43,7 +44,8 @@ class Option:
 
     @property
     def flags(self) -> list:
-        return ["--" + self.attr.replace("_", "-"), "--" + self.attr]
+        dashed = "--" + self.attr.replace("_", "-")
+        return [dashed, "--" + self.attr] if "_" in self.attr else [dashed]
 
 
 MiB = 1024 * 1024
@@ -77,7 +79,15 @@ OPTIONS = (
     Option("batching", "max_batch_delay_ms", 5.0, "longest wait for a batch to fill"),
 )
 
-# Read by `taichu_serve build` for the Kubernetes manifests, not by the server.
+# [resources]: what the Kubernetes and KServe manifests ask for. `taichu_serve build`
+# reads them through this module; the server only checks them.
+RESOURCES = (
+    Option("resources", "cpu", "1", "CPU per replica (Kubernetes quantity)"),
+    Option("resources", "memory", "2Gi", "memory per replica (Kubernetes quantity)"),
+    Option("resources", "gpu", 0, "GPUs per replica (nvidia.com/gpu); 0: none"),
+    Option("resources", "min_replicas", 1, "the autoscaler's lower bound"),
+    Option("resources", "max_replicas", 4, "the autoscaler's upper bound"),
+)
 IGNORED_SECTIONS = ("resources",)
 
 SECTIONS = sorted({o.section for o in OPTIONS})
@@ -135,14 +145,44 @@ def _convert(option: Option, raw: str, origin: str) -> Any:
     return value
 
 
-def _from_config(path: Path) -> dict:
-    if not path.is_file():
-        return {}
+def read_config(path: Path) -> configparser.ConfigParser:
+    """config.ini as every reader takes it (inline `#` comments allowed); empty if
+    there is none."""
     parser = configparser.ConfigParser(inline_comment_prefixes=("#", ";"))
     try:
         parser.read(path, encoding="utf-8")
     except configparser.Error as error:
         raise SettingsError(f"{path}: {error}") from None
+    return parser
+
+
+def load_resources(path: Path) -> dict:
+    """The [resources] section, each value converted and checked; defaults for the rest."""
+    parser = read_config(path)
+    values = {o.attr: o.default for o in RESOURCES}
+    for o in RESOURCES:
+        raw = parser.get(o.section, o.key, fallback=None)
+        if raw is not None and raw.strip():
+            values[o.attr] = _convert(o, raw, f"{path.name} [{o.section}] {o.key}")
+    origin = f"{path.name} [resources]"
+    if not re.fullmatch(r"\d+(\.\d+)?m?", values["cpu"]):
+        raise SettingsError(
+            f"{origin} cpu: {values['cpu']!r} is not a CPU amount (e.g. 2, 0.5 or 500m)"
+        )
+    if not re.fullmatch(r"\d+(\.\d+)?(Ki|Mi|Gi|Ti|k|M|G|T)", values["memory"]):
+        raise SettingsError(
+            f"{origin} memory: {values['memory']!r} is not an amount with a unit "
+            "(e.g. 512Mi or 4Gi; a bare number would mean bytes)"
+        )
+    if values["min_replicas"] > values["max_replicas"]:
+        raise SettingsError(f"{origin}: min_replicas is above max_replicas")
+    return values
+
+
+def _from_config(path: Path) -> dict:
+    if not path.is_file():
+        return {}
+    parser = read_config(path)
     values = {}
     known = {(o.section, o.key): o for o in OPTIONS}
     for section in parser.sections():

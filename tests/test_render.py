@@ -122,3 +122,23 @@ def test_customize_service_is_the_documented_identity_example(project):
         "_postprocess",
         "_warmup",
     }
+
+
+def test_the_project_readme_points_only_inside_the_project(project):
+    """The project's README is its front door: every file it names is in the project."""
+    readme = (project / "README.md").read_text()
+    named = set(re.findall(r"[\w./-]+\.(?:py|txt|ini|json|yaml|md)\b", readme))
+    named |= set(re.findall(r"`((?:models|test|deploy|taichu_runtime)/)`", readme))
+    later = {
+        "deploy/kubernetes.yaml",
+        "deploy/kserve.yaml",
+        "deploy/",
+    }  # `build` writes
+    assert named - later, readme
+    for name in sorted(named - later):
+        assert (project / name).exists(), name
+    for python_file in project.rglob("*.py"):
+        text = python_file.read_text()
+        for outside in ("docs/benchmarks", "benchmarks/", "../shared", "protos/"):
+            if outside in text and "_pb2" not in python_file.name:
+                raise AssertionError(f"{python_file} points outside: {outside}")

@@ -10,7 +10,8 @@ input_data: {input name: numpy array} for a v2 request with `inputs`; the reques
 return:     {output name: numpy array, scalar, str or bytes}; for a 2.x-style
             request, a dict that becomes the response's `parameters`.
 context:    a dict per request: request_id, model_name, model_version, parameters,
-            headers (HTTP headers or gRPC metadata), protocol ("http" or "grpc").
+            headers (HTTP headers or gRPC metadata), protocol ("http", "grpc", or
+            "warmup" while the warm-up file is replayed).
 
 Set `thread_safe = True` on the class if one instance may serve several requests at
 once; otherwise requests take turns. Run it with `taichu_serve run`.

@@ -164,8 +164,7 @@ class AccessLog:
     Deferred (in a worker), a request only queues a tuple; the bookkeeping thread
     makes the line later, with the time and request id of its request. While logging
     is set up as configure_logging left it, the lines go straight to its handler: a
-    LogRecord and its trip through the logging machinery cost most of an access line
-    (measured: access lines took 7 % of a stream message's CPU, docs/benchmarks.md).
+    LogRecord and its trip through the logging machinery cost most of an access line.
     Once anything else (a handler, a filter, a level) is in the way, every line is a
     record again.
     """

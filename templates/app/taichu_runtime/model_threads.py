@@ -3,7 +3,7 @@
 
 Why not loop.run_in_executor: the event loop and the model thread share one busy core,
 and a hand-over per request each way (a thread wake-up, a GIL switch, a loop wake-up)
-halved the throughput of small requests (docs/benchmarks.md). Here the loop hands over
+costs as much as a small request itself. Here the loop hands over
 the jobs of one loop iteration together, and a thread wakes the loop once for all the
 results it has ready. gRPC requests come from threads of their own (grpcio's
 threaded server) and wait for their job with call(). Each job runs in the context
@@ -14,8 +14,8 @@ A gRPC stream's messages skip the hand-over: run_here() runs them on the stream'
 thread once it is their turn. The turn has as many places as there are model threads
 and the model threads take it too, first come, first served: a service that is not
 thread-safe still runs one request at a time in arrival order, and a thread-safe one
-no more at once than it has model threads. Measured: the hand-over was a sixth of a
-stream message's cost (docs/benchmarks.md).
+no more at once than it has model threads; a stream message saves the cost of a
+hand-over.
 """
 
 import asyncio

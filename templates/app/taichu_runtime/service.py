@@ -20,7 +20,9 @@ class Service:
     _postprocess returns a dict: output name -> array, scalar, str or bytes (or, for
     a parameters-only request, the parameters of the response).
 
-    context is a dict per request; see README "What the hooks see".
+    context is a dict per request: request_id, model_name, model_version, parameters,
+    headers (HTTP headers or gRPC metadata, keys in lower case) and protocol ("http",
+    "grpc", or "warmup" while warm-up requests are replayed).
     """
 
     #: One instance serves one request at a time unless this is True. Set it when

@@ -5,7 +5,7 @@ grpcio's threaded server hands every call to a thread pool. A pool that grows to
 thread per call in progress pays a thread wake-up for each call. When the model's own
 threads set the pace (sync hooks, no batching), a few more handler threads than the
 model has threads keep it busy, and the other calls wait in this pool's queue, where
-waiting costs nothing: measured, a quarter less CPU per small call (docs/benchmarks.md).
+waiting costs nothing.
 
 A call's life starts when it arrives here, not when a thread takes it: its latency,
 queue wait and request_timeout count from then, it counts towards max_queue_size, and

@@ -3,8 +3,9 @@
 
 v2 (`inference`): one of bool/int64/string/double/uint64; values it cannot hold
 (lists, dicts, None) travel as JSON text in string_param.
-2.x (`taichu_infer`): see protos/taichu_runtime/proto/taichu_infer.proto; 2.x fields
-are filled for 2.x clients, exact fields for current ones.
+2.x (`taichu_infer`, proto/taichu_infer_pb2.pyi lists the fields): 2.x's fields
+(bool, 32-bit float, string) are filled for 2.x clients, the exact ones (int64_param,
+double_param, json_param) for current ones.
 """
 
 from typing import Any

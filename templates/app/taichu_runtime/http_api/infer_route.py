@@ -3,8 +3,8 @@
 handler in front of the FastAPI app that serves every other endpoint.
 
 Why not a FastAPI route: for a small tensor, FastAPI's middleware stack, routing and
-Request objects cost more than decoding, running and encoding the request together
-(docs/benchmarks.md). The behaviour is the one of every other route: the same guard,
+Request objects cost more than decoding, running and encoding the request together.
+The behaviour is the one of every other route: the same guard,
 codec and v2 error bodies.
 """
 

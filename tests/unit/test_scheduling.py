@@ -1,0 +1,96 @@
+"""Admission (governance/limits.py) and dynamic batching (batching.py), without a server."""
+
+import asyncio
+import threading
+
+import pytest
+
+from taichu_runtime.batching import Batcher
+from taichu_runtime.errors import ModelFailed, RequestTimeout, TooManyRequests
+from taichu_runtime.governance.limits import Admission, RateLimit
+
+
+def test_admission_queues_in_order_then_rejects_at_once():
+    async def main():
+        admission = Admission(limit=1, queue_size=2, threads=1)
+        order = []
+        await admission.acquire()  # in the model
+
+        async def waiter(name):
+            await admission.acquire()
+            order.append(name)
+            admission.release()
+
+        waiting = [asyncio.ensure_future(waiter(n)) for n in "ab"]
+        await asyncio.sleep(0)
+        with pytest.raises(TooManyRequests):
+            await admission.acquire()  # 1 in the model + 2 waiting: full
+        admission.release()
+        await asyncio.gather(*waiting)
+        assert order == ["a", "b"] and admission.active == 0
+
+    asyncio.run(main())
+
+
+def test_a_thread_waits_for_its_slot_or_times_out():
+    admission = Admission(limit=1, queue_size=5, threads=1)
+    admission.acquire_blocking(None)
+    with pytest.raises(RequestTimeout):
+        admission.acquire_blocking(0.05)  # gives up its place
+    granted = threading.Event()
+
+    def wait():
+        admission.acquire_blocking(5)
+        granted.set()
+
+    thread = threading.Thread(target=wait)
+    thread.start()
+    admission.release()  # handed over to the waiting thread
+    assert granted.wait(5)
+    thread.join()
+    admission.release()
+    assert admission.active == 0
+
+
+def test_the_rate_limit_allows_one_second_of_burst():
+    limit = RateLimit(3)
+    for _ in range(3):
+        limit.take()
+    with pytest.raises(TooManyRequests):
+        limit.take()
+
+
+def test_a_batch_is_bounded_and_each_result_goes_to_its_request():
+    async def main():
+        sizes = []
+
+        async def run_batch(items, contexts):
+            sizes.append(len(items))
+            return [ValueError("odd") if i % 2 else i * 10 for i in items]
+
+        batcher = Batcher(run_batch, max_size=4, max_delay=0.01)
+        calls = [batcher.submit(i, {}) for i in range(10)]
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        assert max(sizes) <= 4 and sum(sizes) == 10
+        for i, result in enumerate(results):
+            if i % 2:
+                assert isinstance(result, ValueError)
+            else:
+                assert result == i * 10
+
+    asyncio.run(main())
+
+
+def test_a_batch_result_of_the_wrong_length_fails_the_batch():
+    async def main():
+        async def run_batch(items, contexts):
+            return items[:-1]
+
+        batcher = Batcher(run_batch, max_size=2, max_delay=0.01)
+        results = await asyncio.gather(
+            batcher.submit(1, {}), batcher.submit(2, {}), return_exceptions=True
+        )
+        assert all(isinstance(r, ModelFailed) for r in results)
+        assert "must return a list of 2 results" in str(results[0])
+
+    asyncio.run(main())

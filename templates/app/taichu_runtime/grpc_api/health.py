@@ -11,9 +11,9 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ..state import ServerState
-from .servicer import Pools, on_pool
+from ..surface import HEALTH_CHECKED, HEALTH_METHODS
+from .servicer import Pools
 
-SERVICES = {"", "inference.GRPCInferenceService", "taichu_infer.GRPCInferenceService"}
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
@@ -21,22 +21,20 @@ NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 class HealthServicer(health_pb2_grpc.HealthServicer):
     def __init__(self, state: ServerState, pools: Pools) -> None:
         self.state = state
-        # Check never waits behind inference calls; Watch is a stream.
-        self.Check = on_pool(self.Check, pools.spare)  # type: ignore[method-assign]
-        self.Watch = on_pool(self.Watch, pools.streams)  # type: ignore[method-assign]
+        pools.place(self, HEALTH_METHODS)  # Check on the spare threads, Watch a stream
 
     def _status(self):
         return SERVING if self.state.ready else NOT_SERVING
 
     def Check(self, request, context):
-        if request.service not in SERVICES:
+        if request.service not in HEALTH_CHECKED:
             context.abort(
                 grpc.StatusCode.NOT_FOUND, f"unknown service {request.service!r}"
             )
         return health_pb2.HealthCheckResponse(status=self._status())
 
     def Watch(self, request, context):
-        if request.service not in SERVICES:
+        if request.service not in HEALTH_CHECKED:
             yield health_pb2.HealthCheckResponse(
                 status=health_pb2.HealthCheckResponse.SERVICE_UNKNOWN
             )

@@ -6,7 +6,7 @@ import functools
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import NamedTuple
+from typing import Iterable, NamedTuple
 
 import grpc
 
@@ -16,6 +16,7 @@ from ..governance.guard import CLIENT_CLOSED, Guard
 from ..proto import open_inference_pb2 as pb2
 from ..proto import open_inference_pb2_grpc, taichu_infer_pb2_grpc
 from ..state import ServerState
+from ..surface import INFERENCE_METHODS, SPARE, STREAMS, GrpcMethod
 from . import codec
 from .call_pool import CallPool
 
@@ -24,13 +25,6 @@ logger = logging.getLogger("taichu_runtime")
 EXTENSIONS = ["binary_tensor_data", "streaming"]
 FINAL_REQUEST = "triton_enable_empty_final_response"
 FINAL_RESPONSE = "triton_final_response"
-QUICK_CALLS = (
-    "ServerLive",
-    "ServerReady",
-    "ModelReady",
-    "ServerMetadata",
-    "ModelMetadata",
-)
 
 
 class Pools(NamedTuple):
@@ -38,6 +32,15 @@ class Pools(NamedTuple):
 
     streams: ThreadPoolExecutor  # a thread per open stream
     spare: ThreadPoolExecutor  # quick calls, and calls turned away at once
+
+    def place(self, servicer, methods: Iterable[GrpcMethod]) -> None:
+        """Run each of the servicer's methods on the pool surface.py gives it (the
+        call pool is grpcio's default)."""
+        pools = {STREAMS: self.streams, SPARE: self.spare}
+        for method in methods:
+            if method.pool in pools:
+                handler = getattr(servicer, method.name)
+                setattr(servicer, method.name, on_pool(handler, pools[method.pool]))
 
 
 def metadata_of(context) -> dict:
@@ -75,11 +78,7 @@ class InferenceServicer:
         self.guard = guard
         self.loop = loop
         self.calls = calls
-        self.ModelStreamInfer = on_pool(  # type: ignore[method-assign]
-            self.ModelStreamInfer, pools.streams
-        )
-        for name in QUICK_CALLS:
-            setattr(self, name, on_pool(getattr(self, name), pools.spare))
+        pools.place(self, INFERENCE_METHODS)
 
     def ServerLive(self, request, context):
         return pb2.ServerLiveResponse(live=True)

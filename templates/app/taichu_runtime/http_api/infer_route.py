@@ -9,7 +9,6 @@ codec and v2 error bodies.
 """
 
 import logging
-import re
 from typing import Dict
 
 from starlette.datastructures import Headers
@@ -17,12 +16,13 @@ from starlette.datastructures import Headers
 from ..errors import ServingError
 from ..governance.guard import CLIENT_CLOSED, Guard
 from ..state import ServerState
+from ..surface import INFER_ROUTE, path_regex
 from .body import read_body
 from .codec import decode_request, dumps, encode_response
 
 logger = logging.getLogger("taichu_runtime")
 
-INFER_PATH = re.compile(r"/v2/models/([^/]+)(?:/versions/([^/]+))?/infer")
+INFER_PATH = path_regex(INFER_ROUTE)
 JSON = b"application/json"
 BINARY = b"application/octet-stream"
 

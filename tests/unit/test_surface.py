@@ -1,0 +1,54 @@
+"""surface.py is the one list of endpoints: the app, the token check and the README
+follow it."""
+
+import re
+from pathlib import Path
+
+from taichu_runtime.surface import (
+    GRPC_METHODS,
+    HTTP_ROUTES,
+    INFER_ROUTE,
+    PUBLIC_GRPC_METHODS,
+    PUBLIC_HTTP_PATHS,
+    path_regex,
+)
+
+README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+
+
+def test_the_infer_regex_matches_both_paths_and_nothing_else():
+    pattern = path_regex(INFER_ROUTE)
+    assert pattern.fullmatch("/v2/models/m/infer").groups() == ("m", None)
+    assert pattern.fullmatch("/v2/models/m/versions/2/infer").groups() == ("m", "2")
+    for path in ("/v2/models/m/infer/x", "/v2/models//infer", "/v2/models/m/ready"):
+        assert pattern.fullmatch(path) is None
+
+
+def test_only_health_is_public():
+    assert PUBLIC_HTTP_PATHS == {
+        "/v2/health/live",
+        "/v2/health/ready",
+        "/health/live",
+        "/health/ready",
+    }
+    assert {m.rsplit("/", 1)[1] for m in PUBLIC_GRPC_METHODS} == {
+        "ServerLive",
+        "ServerReady",
+        "Check",
+        "Watch",
+    }
+
+
+def test_the_readme_lists_every_route_and_method():
+    endpoints = README[README.index("## Endpoints") : README.index("## Streaming")]
+    for route in HTTP_ROUTES:
+        shown = (
+            route.path.replace("{name}", "{name}[/versions/{v}]")
+            if route.per_model
+            else route.path
+        )
+        assert f"{route.method} {shown}" in endpoints, route
+    for service, methods in GRPC_METHODS.items():
+        assert service in endpoints or service.split(".")[0] in endpoints, service
+        for method in methods:
+            assert re.search(rf"\b{method.name}\b", endpoints), method

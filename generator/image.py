@@ -24,8 +24,12 @@ def apt_packages(project: Path) -> List[str]:
     path = project / "dependencies.txt"
     if not path.is_file():
         return []
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise UserError("dependencies.txt is not UTF-8 text") from None
     packages = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in text.splitlines():
         for name in line.split("#", 1)[0].split():
             if not re.fullmatch(r"[a-z0-9][a-z0-9+.:=~-]*", name):
                 raise UserError(

@@ -105,6 +105,13 @@ def test_bad_dependency_line_is_a_clear_error(tmp_path):
     (project / "dependencies.txt").write_text("RUN rm -rf /\n")
     result = cli("build", str(project), "--no-build", check=False)
     assert result.returncode == 1 and "not a Debian package name" in result.stderr
+    for name, message in (("dependencies.txt", "dependencies.txt is not UTF-8"),
+                          ("config.ini", "config.ini: not UTF-8 text")):  # fmt: skip
+        (project / "dependencies.txt").write_text("curl\n")
+        (project / name).write_bytes(b"\xcc\xff binary")
+        result = cli("build", str(project), "--no-build", check=False)
+        assert result.returncode == 1 and message in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
 
 
 # -- launch.sh, run on this machine with TAICHU_APP_DIR for /app --------------------------------

@@ -333,3 +333,54 @@ def test_a_symlinked_backup_folder_is_refused_before_anything_is_written(
     (line,) = result.stderr.strip().splitlines()
     assert ".taichu-backup is a symbolic link" in line
     assert snapshot(project) == before and snapshot(outside) == outside_before
+
+
+def random_user_tree(directory: Path, outside: Path, seed: int) -> None:
+    """make_user_tree, plus files drawn at random: nested names, dotfiles, binary
+    contents, and paths the template renders (taken from its own file list)."""
+    import random
+
+    from taichu_serve.ownership import template_files
+
+    make_user_tree(directory, outside)
+    rng = random.Random(seed)
+    framework = sorted(template_files(REPO))
+    words = ["a", "b", ".hidden", "data", "taichu_runtime", "test", "deploy", "x y"]
+    for _ in range(25):
+        if rng.random() < 0.3:
+            relative = rng.choice(framework)
+        else:
+            depth = rng.randint(1, 4)
+            relative = "/".join(rng.choice(words) for _ in range(depth)) + rng.choice(
+                ["", ".py", ".bin", ".md"]
+            )
+        path = directory / relative
+        if any(p.is_file() or p.is_symlink() for p in path.parents if p != directory):
+            continue  # a file already stands where a folder would go
+        if path.is_dir() or path.is_symlink() or relative.startswith(".git"):
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(rng.randbytes(rng.randint(0, 300)))
+    git("add", "-A", cwd=directory)
+    git("commit", "-qm", "random files", cwd=directory)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_random_user_trees_survive_every_command_in_turn(tmp_path, seed):
+    project, outside = tmp_path / "project", tmp_path / "outside"
+    project.mkdir()
+    random_user_tree(project, outside, seed)
+    before, outside_before = snapshot(project), snapshot(outside)
+    for command in (
+        ("init", "--force"),
+        ("regenerate",),
+        ("regenerate", "--force"),
+        ("build", "--no-build", "--force"),
+        ("manifests", "--force"),
+        ("init", "--force"),
+    ):
+        result = cli(command[0], str(project), *command[1:], check=False)
+        assert "Traceback" not in result.stderr, (command, result.stderr)
+        assert_kept(before, project)
+        assert snapshot(outside) == outside_before
+    assert_git_sound(project)

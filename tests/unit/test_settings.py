@@ -85,6 +85,13 @@ def test_bad_values_name_the_file_key_and_value(tmp_path, text, message):
     assert message in str(caught.value)
 
 
+def test_a_config_file_that_is_not_text_is_named(tmp_path):
+    config = tmp_path / "config.ini"
+    config.write_bytes(b"\xcc\xff")
+    with pytest.raises(SettingsError, match="config.ini: not UTF-8 text"):
+        load_settings(["--config", str(config)], environ={})
+
+
 @pytest.mark.parametrize(
     "text, message",
     [

@@ -153,6 +153,8 @@ def read_config(path: Path) -> configparser.ConfigParser:
         parser.read(path, encoding="utf-8")
     except configparser.Error as error:
         raise SettingsError(f"{path}: {error}") from None
+    except UnicodeDecodeError:
+        raise SettingsError(f"{path}: not UTF-8 text") from None
     return parser
 
 

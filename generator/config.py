@@ -6,6 +6,7 @@ from the template instead of parsing config.ini a second way with defaults of it
 """
 
 import importlib.util
+import os
 from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
@@ -38,10 +39,11 @@ def server_settings(project: Path):
     """The project's settings as the server would read them from its config.ini alone
     (no flags, no environment): what an image built from it serves with."""
     settings = runtime_settings()
+    config = project / "config.ini"
+    if not config.is_file():  # the defaults, not a config.ini of the current directory
+        config = Path(os.devnull)
     try:
-        return settings.load_settings(
-            ["--config", str(project / "config.ini")], environ={}
-        )
+        return settings.load_settings(["--config", str(config)], environ={})
     except settings.SettingsError as error:
         raise UserError(str(error)) from None
 

@@ -54,7 +54,7 @@ def test_the_readme_table_lists_every_setting_with_its_env_and_flag():
     assert resources == {o.key for o in RESOURCES}
 
 
-def test_a_flag_beats_the_environment_which_beats_the_file(tmp_path):
+def test_a_flag_beats_the_environment_which_beats_the_file(tmp_path, monkeypatch):
     config = tmp_path / "config.ini"
     config.write_text("[server]\nhttp_port = 1001\ngrpc_port = 1002\nworkers = 3\n")
     argv = ["--config", str(config)]
@@ -65,7 +65,8 @@ def test_a_flag_beats_the_environment_which_beats_the_file(tmp_path):
     assert (from_file.http_port, from_file.workers) == (1001, 3)
     assert (from_env.http_port, from_env.grpc_port) == (2001, 2002)
     assert (from_flag.http_port, from_flag.grpc_port) == (3001, 2002)
-    assert load_settings(["--config", str(tmp_path / "none.ini")], {}).http_port == 8080
+    monkeypatch.chdir(tmp_path / "..")  # no config.ini here: the defaults
+    assert load_settings([], environ={}).http_port == 8080
 
 
 @pytest.mark.parametrize(
@@ -83,6 +84,12 @@ def test_bad_values_name_the_file_key_and_value(tmp_path, text, message):
     with pytest.raises(SettingsError) as caught:
         load_settings(["--config", str(config)], environ={})
     assert message in str(caught.value)
+
+
+def test_a_config_file_named_on_the_command_line_must_exist(tmp_path):
+    missing = tmp_path / "nowhere.ini"
+    with pytest.raises(SettingsError, match="--config .*nowhere.ini: no such file"):
+        load_settings(["--config", str(missing)], environ={})
 
 
 def test_a_config_file_that_is_not_text_is_named(tmp_path):

@@ -216,7 +216,9 @@ def argument_parser() -> argparse.ArgumentParser:
         description="Serve customize_service.py over HTTP and gRPC (KServe v2).",
         epilog="Flags override environment variables, which override config.ini.",
     )
-    parser.add_argument("--config", default="config.ini", help="path of config.ini")
+    parser.add_argument(
+        "--config", help="path of config.ini (default: config.ini, if there is one)"
+    )
     for o in OPTIONS:
         parser.add_argument(
             *o.flags, dest=o.attr, metavar=o.type.__name__.upper(), help=o.help
@@ -230,7 +232,9 @@ def load_settings(
     args = argument_parser().parse_args(argv)
     environ = os.environ if environ is None else environ
     values = {o.attr: o.default for o in OPTIONS}
-    values.update(_from_config(Path(args.config)))
+    if args.config is not None and not Path(args.config).exists():
+        raise SettingsError(f"--config {args.config}: no such file")
+    values.update(_from_config(Path(args.config or "config.ini")))
     values.update(_from_env(environ))
     for o in OPTIONS:
         raw = getattr(args, o.attr)

@@ -39,6 +39,8 @@ def check_port_free(host: str, port: int) -> None:
     """Workers bind gRPC themselves (SO_REUSEPORT when several): first make sure no
     other server holds the port, or they would silently share it."""
     with socket.socket(_family(host), socket.SOCK_STREAM) as probe:
+        # As servers do: a connection of an earlier run in TIME_WAIT holds no port.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as error:

@@ -80,7 +80,9 @@ def sync_app(
             for change in pending(changes):
                 if not change.is_conflict:
                     echo(diff(project, rendered, change).rstrip())
-        return 1 if check and pending(changes) else 0
+        if check:
+            return 1 if pending(changes) else 0
+        return 1 if conflicts else 0  # what the real run would exit with
     project.mkdir(parents=True, exist_ok=True)
     made = apply(project, rendered, changes, force)
     record(project, rendered, manifest, known_files(root), user, declared_keys())

@@ -175,6 +175,10 @@ def test_a_hand_edited_framework_file_is_a_conflict_until_forced(
     removed.write_text(removed.read_text() + "\n# my tweak\n")
     mine, mine_removed = edited.read_text(), removed.read_text()
 
+    dry = run_generator(
+        "regenerate", str(project), "--dry-run", pythonpath=newer_generator
+    )
+    assert dry.returncode == 1  # as the real run will: a conflict is left
     result = run_generator("regenerate", str(project), pythonpath=newer_generator)
     assert result.returncode == 1
     assert "conflict: taichu_runtime/logs.py (edited by hand)" in result.stdout

@@ -10,8 +10,9 @@ from typing import Annotated, Callable, List, Optional
 import typer
 
 from . import __version__
-from .config import runtime_settings
+from .config import flag_arguments, runtime_settings, server_settings
 from .errors import UserError
+from .manifest import read_manifest
 from .project import generated_version, is_project, looks_like_2x
 from .regenerate import regenerate as regenerate_project
 from .regenerate import sync_app
@@ -90,7 +91,9 @@ def init(
             "(files of yours are never replaced)"
         )
     answers = {"model_name": name, "http_port": http_port, "grpc_port": grpc_port}
-    code = sync_app(directory.resolve(), answers, force, typer.echo, listing=non_empty)
+    project = directory.resolve()
+    manifest = read_manifest(project)  # refuses a tampered one before any write
+    code = sync_app(project, answers, manifest, force, typer.echo, listing=non_empty)
     if code:
         raise typer.Exit(code)
     typer.echo(f"Created {directory}/ (taichu-serve {__version__}). Next:")
@@ -127,12 +130,9 @@ def run(
     if docker:
         from .image import run_container
 
-        http, grpc_port = _ports(directory) if is_project(directory) else (8080, 8081)
+        settings = server_settings(directory, flag_arguments(given))
         image = image or image_name(directory)
-        ports = (
-            _port(given.get("http_port"), http),
-            _port(given.get("grpc_port"), grpc_port),
-        )
+        ports = (settings.http_port, settings.grpc_port)
         run_container(image, *ports, network, typer.echo)
         return
     if not is_project(directory):
@@ -153,22 +153,12 @@ def run(
     argv: List[str] = [sys.executable, "-m", "taichu_runtime"]
     if config is not None:
         argv += ["--config", str(Path(config).resolve())]
-    for option in runtime_settings().OPTIONS:
-        if option.attr in given:
-            argv += [option.flags[0], given[option.attr]]
+    argv += flag_arguments(given)
     os.chdir(directory)
     sys.stdout.flush()
     sys.stderr.flush()
     # exec: the server becomes this process, so signals (Ctrl-C, SIGTERM) reach it.
     os.execv(sys.executable, argv)
-
-
-def _port(value: Optional[str], default: int) -> int:
-    if value is None:
-        return default
-    if not value.isdigit() or not 0 < int(value) < 65536:
-        raise UserError(f"{value!r} is not a port number (1-65535)")
-    return int(value)
 
 
 def _with_runtime_flags(command: Callable) -> Callable:
@@ -283,9 +273,8 @@ def build(
             raise UserError(f"--build-arg {item!r}: expected KEY=VALUE")
         args[key] = value
     args.setdefault("BASE_IMAGE", from_image)
-    resources(
-        directory
-    )  # a bad [resources] value stops here, before any file is written
+    # A bad [resources] value stops the build here, before any file is written.
+    resources(directory)
     written = render_build_files(
         directory, from_image, image, include_models, force, typer.echo
     )
@@ -296,7 +285,8 @@ def build(
         typer.echo(f"build it with: cd {directory} && docker build -t {image} .")
         return
     image_id = build_image(directory, image, args, network, typer.echo)
-    http, grpc_port = _ports(directory)
+    settings = server_settings(directory)
+    http, grpc_port = settings.http_port, settings.grpc_port
     typer.echo(f"\nbuilt {image} ({image_id[:19]})")
     typer.echo(
         f"run it:  docker run --rm -p {http}:{http} -p {grpc_port}:{grpc_port} "
@@ -346,13 +336,6 @@ def image_name(
     from .image import default_image_name
 
     return f"{name or default_image_name(directory)}:{tag or __version__}"
-
-
-def _ports(directory: Path):
-    from .image import ports
-
-    found = ports(directory)
-    return found["http_port"], found["grpc_port"]
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
-from typing import List
+from typing import Dict, List, Sequence
 
 from .errors import UserError
 from .render import template_root
@@ -35,15 +35,25 @@ def declared_keys() -> List[str]:
     )
 
 
-def server_settings(project: Path):
-    """The project's settings as the server would read them from its config.ini alone
-    (no flags, no environment): what an image built from it serves with."""
+def flag_arguments(values: Dict[str, str]) -> List[str]:
+    """Setting values (attribute -> text) as the runtime's command-line flags."""
+    return [
+        argument
+        for option in runtime_settings().OPTIONS
+        if option.attr in values
+        for argument in (option.flags[0], values[option.attr])
+    ]
+
+
+def server_settings(project: Path, flags: Sequence[str] = ()):
+    """The project's settings as the server reads them from its config.ini and `flags`
+    (not the environment): what an image built from it serves with."""
     settings = runtime_settings()
     config = project / "config.ini"
     if not config.is_file():  # the defaults, not a config.ini of the current directory
         config = Path(os.devnull)
     try:
-        return settings.load_settings(["--config", str(config)], environ={})
+        return settings.load_settings(["--config", str(config), *flags], environ={})
     except settings.SettingsError as error:
         raise UserError(str(error)) from None
 

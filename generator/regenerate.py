@@ -16,7 +16,6 @@ from .project import generated_version
 from .render import render_to, template_root
 from .sync import (
     FOREIGN,
-    Change,
     apply,
     diff,
     pending,
@@ -44,6 +43,7 @@ def render_app(answers: Dict, root: Path) -> Dict[str, bytes]:
 def sync_app(
     project: Path,
     answers: Dict,
+    manifest: Manifest,
     force: bool,
     echo: Echo,
     check: bool = False,
@@ -54,23 +54,26 @@ def sync_app(
     a file was left as it is (a hand edit without --force, or a file of the user's)."""
     root = template_root()
     user = user_patterns(root)
-    manifest = read_manifest(project)  # refuses a tampered one before any write
     rendered = render_app(answers, root)
     scope = set(rendered) | retired_files(root)
     changes = plan(project, rendered, manifest, scope, user)
     conflicts = [c for c in changes if c.is_conflict]
-    new_keys = sorted(
-        set(declared_keys()) - set(manifest.config_keys) if manifest.config_keys else []
+    keys = declared_keys()
+    # Only an upgrade has new keys: a first render has none recorded.
+    new_keys = (
+        sorted(set(keys) - set(manifest.config_keys)) if manifest.config_keys else []
     )
     for change in conflicts:
         echo(f"\nconflict: {change.path} ({reason(change)})")
         if change.action != FOREIGN or (project / change.path).is_file():
             echo(diff(project, rendered, change).rstrip())
     if new_keys:
-        keys = ", ".join(f"[{k.split('.')[0]}] {k.split('.', 1)[1]}" for k in new_keys)
+        listed = ", ".join(
+            f"[{k.split('.')[0]}] {k.split('.', 1)[1]}" for k in new_keys
+        )
         echo(
             "\nnew config keys (their defaults apply; add them to config.ini to "
-            f"change them): {keys}"
+            f"change them): {listed}"
         )
     if dry_run or check:
         if not pending(changes):
@@ -85,7 +88,7 @@ def sync_app(
         return 1 if conflicts else 0  # what the real run would exit with
     project.mkdir(parents=True, exist_ok=True)
     made = apply(project, rendered, changes, force)
-    record(project, rendered, manifest, known_files(root), user, declared_keys())
+    record(project, rendered, manifest, known_files(root), user, keys)
     if listing:
         report(made, echo)
     left = [c for c in conflicts if not c.backup]
@@ -115,10 +118,11 @@ def saved_answers(project: Path) -> Dict:
 def regenerate(
     project: Path, check: bool, dry_run: bool, force: bool, echo: Echo
 ) -> int:
-    manifest = read_manifest(project)
+    manifest = read_manifest(project)  # refuses a tampered one before any write
     old_version = generated_version(project) or manifest.legacy_version or "unknown"
     echo(f"taichu-serve {old_version} -> {__version__}")
-    return sync_app(project, saved_answers(project), force, echo, check, dry_run)
+    answers = saved_answers(project)
+    return sync_app(project, answers, manifest, force, echo, check, dry_run)
 
 
 def adopt(project: Path, root: Optional[Path] = None) -> Manifest:
@@ -130,6 +134,3 @@ def adopt(project: Path, root: Optional[Path] = None) -> Manifest:
     user = user_patterns(root)
     keys = declared_keys()
     return record(project, rendered, manifest, known_files(root), user, keys)
-
-
-__all__ = ["Change", "adopt", "regenerate", "sync_app"]

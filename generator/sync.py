@@ -75,9 +75,9 @@ def plan(
             changes.append(Change(path, ADD))
         elif not target.is_file():
             changes.append(Change(path, FOREIGN))
-        elif target.read_bytes() == rendered[path]:
+        elif (current := target.read_bytes()) == rendered[path]:
             changes.append(Change(path, KEEP))
-        elif manifest.files.get(path) == fingerprint(path, target.read_bytes()):
+        elif manifest.files.get(path) == fingerprint(path, current):
             changes.append(Change(path, UPDATE))
         elif path in manifest.files:
             changes.append(Change(path, EDITED))

@@ -4,6 +4,7 @@ sound and everything outside the project untouched; a tampered manifest is refus
 before anything is written."""
 
 import hashlib
+import json
 import os
 import shutil
 import stat
@@ -48,8 +49,6 @@ def assert_kept(before: Dict[str, Entry], root: Path) -> None:
 def user_entries(project: Path) -> Dict[str, Entry]:
     """The snapshot less what taichu-serve wrote and still owns (its manifest's files),
     but with the framework files edited by hand: those are the user's work too."""
-    import json
-
     manifest = json.loads((project / ".taichu-manifest.json").read_text())
     ours = {".taichu-manifest.json"}
     for relative, digest in manifest["files"].items():
@@ -291,8 +290,6 @@ TAMPERED = [
 def test_a_tampered_manifest_is_refused_before_anything_is_written(
     project_in_user_tree, entry, message, command
 ):
-    import json
-
     project, outside = project_in_user_tree
     # An absolute entry names a file of the test's own, never a system file: 3.0 deleted
     # what such an entry named when its hash matched.

@@ -3,6 +3,7 @@
     python benchmarks/run.py                                  # our server, default variant
     python benchmarks/run.py --variants default,no-metrics    # governance cost, one run
     python benchmarks/run.py --anchors mlserver-pw0,kserve,fastapi,grpc-aio --stream
+    python benchmarks/run.py --projects before=/tmp/before    # beside an earlier render
 
 It renders a project with `taichu_serve init` (the documented identity
 customize_service.py), then runs ../shared/bench/anchors/run_anchors.py with each
@@ -55,6 +56,12 @@ def main() -> None:
         default="",
         help="a model of benchmarks/services/ (default: identity)",
     )
+    parser.add_argument(
+        "--projects",
+        default="",
+        help="comma list of NAME=DIR: projects rendered (or edited) before, e.g. by "
+        "the previous commit, run as extra servers beside this one",
+    )
     args = parser.parse_args()
 
     out = results_dir(args.out)
@@ -80,6 +87,12 @@ def main() -> None:
                 f"{name}|{server_command(project, VARIANTS[variant])}|ModelService|1"
             )
             command += ["--extra", extra]
+        for given in filter(None, args.projects.split(",")):
+            name, directory = given.split("=", 1)
+            command += [
+                "--extra",
+                f"{name}|{server_command(Path(directory), {})}|ModelService|1",
+            ]
         subprocess.run(command, check=True)
     print(f"results: {out}/table.md")
 

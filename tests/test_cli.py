@@ -37,7 +37,7 @@ def test_init_refuses_a_non_empty_directory_and_force_keeps_user_files(tmp_path)
     )
     (project / "customize_service.py").write_text(mine)
     (project / "config.ini").write_text("[server]\nhttp_port = 1234\n")
-    (project / "taichu_runtime" / "model.py").write_text("broken")
+    (project / "taichu_runtime" / "pipeline" / "host.py").write_text("broken")
 
     refused = cli("init", str(project), check=False)
     assert refused.returncode == 1
@@ -47,12 +47,15 @@ def test_init_refuses_a_non_empty_directory_and_force_keeps_user_files(tmp_path)
     forced = cli("init", str(project), "--force")
     assert (project / "customize_service.py").read_text() == mine
     assert (project / "config.ini").read_text() == "[server]\nhttp_port = 1234\n"
-    assert "class ModelHost" in (project / "taichu_runtime" / "model.py").read_text()
+    assert (
+        "class ModelHost"
+        in (project / "taichu_runtime" / "pipeline" / "host.py").read_text()
+    )
     # It says what it replaced, and where the replaced edit is.
     (line,) = [
         line
         for line in forced.stdout.splitlines()
-        if "taichu_runtime/model.py ->" in line
+        if "taichu_runtime/pipeline/host.py ->" in line
     ]
     assert (project / line.split(" -> ")[1]).read_text() == "broken"
 

@@ -129,7 +129,9 @@ def test_init_force_into_a_user_tree_keeps_every_user_file(user_tree):
     # Files of the user's at template paths are kept, said, and make the exit code 1.
     assert result.returncode == 1, result.stdout + result.stderr
     assert "conflict: test/http_client.py (not written by taichu-serve" in result.stdout
-    assert "added:" in result.stdout and "taichu_runtime/model.py" in result.stdout
+    assert (
+        "added:" in result.stdout and "taichu_runtime/pipeline/host.py" in result.stdout
+    )
     assert_kept(before, project)
     assert snapshot(outside) == outside_before
     assert_git_sound(project)

@@ -1,13 +1,14 @@
-"""Admission (governance/limits.py) and dynamic batching (batching.py), without a server."""
+"""Admission (pipeline/admission.py) and dynamic batching (pipeline/batching.py), without a server."""
 
 import asyncio
 import threading
 
 import pytest
 
-from taichu_runtime.batching import Batcher
 from taichu_runtime.errors import ModelFailed, RequestTimeout, TooManyRequests
-from taichu_runtime.governance.limits import Admission, RateLimit
+from taichu_runtime.governance.rate_limit import RateLimit
+from taichu_runtime.pipeline.admission import Admission
+from taichu_runtime.pipeline.batching import Batcher
 
 
 def test_admission_queues_in_order_then_rejects_at_once():

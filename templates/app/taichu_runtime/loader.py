@@ -10,7 +10,7 @@ from pathlib import Path
 
 from . import service as service_module
 from .governance.tracing import NoTracing
-from .model import ModelHost
+from .pipeline import ModelHost
 from .settings import Settings
 
 logger = logging.getLogger("taichu_runtime")

@@ -2,7 +2,7 @@
 """A v2 inference request and response, independent of HTTP and gRPC.
 
 The protocol adapters (http_api/, grpc_api/) decode into InferRequest and encode
-InferResponse; everything between runs once, in model.py.
+InferResponse; everything between runs once, in pipeline/.
 
 A request comes in one of three modes, which decide what the hooks receive and what
 their result becomes:

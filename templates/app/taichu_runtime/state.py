@@ -2,10 +2,11 @@
 """What both protocol adapters ask before serving: is the model loaded, is the server ready?"""
 
 import threading
-from typing import Optional
+from typing import Any, Callable, Optional, Tuple
 
 from .errors import NotReady
-from .model import ModelHost
+from .pipeline import ModelHost
+from .protocol import InferRequest
 
 
 class ServerState:
@@ -51,3 +52,20 @@ class ServerState:
             raise NotReady("the model is still loading")
         self.host.check(name, version)
         return self.host
+
+    def open_request(
+        self,
+        call,
+        name: str,
+        version: str,
+        decode: Callable[..., InferRequest],
+        *wire: Any,
+        draining: Optional[bool] = None,
+    ) -> Tuple[ModelHost, InferRequest]:
+        """The first step of every inference call, HTTP or gRPC: the model asked for,
+        and the request decoded from its `wire` form, under the call's request id
+        (governance/guard.py's Call.adopt_id)."""
+        host = self.model(name, version, draining)
+        request = decode(*wire)
+        call.adopt_id(request)
+        return host, request

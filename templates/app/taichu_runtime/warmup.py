@@ -10,7 +10,7 @@ import orjson
 
 from .errors import ServingError
 from .http_api.codec import decode_request
-from .model import ModelHost
+from .pipeline import ModelHost
 
 logger = logging.getLogger("taichu_runtime")
 

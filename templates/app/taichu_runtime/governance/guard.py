@@ -12,7 +12,7 @@ from typing import Awaitable, Mapping, Optional
 
 from ..errors import RequestTimeout, ServingError, TooManyRequests
 from ..logs import ACCESS_LOG, REQUEST_ID, new_request_id
-from .limits import RateLimit
+from .rate_limit import RateLimit
 
 CLIENT_CLOSED = 499  # status recorded when the client goes away first
 

@@ -115,11 +115,17 @@ class InferenceServicer:
             outputs=[tensors(**t) for t in meta["outputs"]],
         )
 
-    def _decode(self, message, call, metadata, draining=None):
-        host = self.state.model(message.model_name, message.model_version, draining)
-        request = codec.decode_request(message, self.dialect, metadata)
-        call.adopt_id(request)
-        return host, request
+    def _open(self, message, call, metadata, draining=None):
+        return self.state.open_request(
+            call,
+            message.model_name,
+            message.model_version,
+            codec.decode_request,
+            message,
+            self.dialect,
+            metadata,
+            draining=draining,
+        )
 
     def ModelInfer(self, message, context):
         arrival = self.calls.arrival()
@@ -128,7 +134,7 @@ class InferenceServicer:
             with self.guard.call(
                 "grpc", message.model_name, metadata, arrival.time, message.id
             ) as call:
-                host, request = self._decode(message, call, metadata, arrival.draining)
+                host, request = self._open(message, call, metadata, arrival.draining)
                 if arrival.queue_full:
                     raise host.admission.full()
                 waited = time.perf_counter() - arrival.time
@@ -175,7 +181,7 @@ class InferenceServicer:
             with self.guard.call(
                 "stream", message.model_name, metadata, body_id=message.id
             ) as call:
-                host, request = self._decode(message, call, metadata)
+                host, request = self._open(message, call, metadata)
                 responses = host.stream_blocking(request, self.loop, stream_context)
                 try:
                     for response in responses:

@@ -84,14 +84,14 @@ class InferRoute:
         headers = Headers(scope=scope)
         try:
             async with self.guard.call("http", name, headers) as call:
-                host = self.state.model(name, version)
                 body = await read_body(receive, headers, self.max_request_size)
                 if body is None:
                     call.status = CLIENT_CLOSED
                     return
-                request = decode_request(body, headers, name, version)
+                host, request = self.state.open_request(
+                    call, name, version, decode_request, body, headers, name, version
+                )
                 del body  # a large JSON body need not wait with the request
-                call.adopt_id(request)
                 response = await self.guard.within_deadline(host.infer(request))
                 content, binary_headers = encode_response(response, request)
         except ServingError as error:

@@ -14,7 +14,7 @@ import asyncio
 import logging
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from .errors import ModelFailed
+from ..errors import ModelFailed
 
 logger = logging.getLogger("taichu_runtime")
 

@@ -1,0 +1,212 @@
+"""The pipeline (pipeline/host.py) through both of its doors, with no server: the
+event-loop door that HTTP uses and the thread door that gRPC threads use must give
+the same answers for every kind of service."""
+
+import asyncio
+import threading
+
+import numpy as np
+import pytest
+
+from taichu_runtime.errors import InvalidInput, ModelFailed, TooManyRequests
+from taichu_runtime.pipeline import ModelHost
+from taichu_runtime.protocol import InferRequest
+from taichu_runtime.service import Service
+
+
+def doubled(data, context):
+    """One result, or with batching a list of them (one per request)."""
+    if isinstance(data, list):
+        return [doubled(*each) for each in zip(data, context)]
+    return {"y": data["x"] * 2, "seen": np.array([context["request_id"]])}
+
+
+class Doubler(Service):
+    def _inference(self, data, context):
+        return doubled(data, context)
+
+
+class AsyncDoubler(Service):
+    async def _inference(self, data, context):
+        await asyncio.sleep(0)
+        return doubled(data, context)
+
+
+class Counter(Service):
+    """Streams x, x+1, x+2; remembers what a stream's context kept."""
+
+    def _postprocess(self, data, context):
+        context["messages"] = context.get("messages", 0) + 1
+        start = int(data["x"][0])
+        return ({"y": np.array([start + i]), "n": context["messages"]} for i in range(3))
+
+
+class AsyncCounter(Service):
+    async def _postprocess(self, data, context):
+        async def items():
+            for i in range(3):
+                yield {"y": np.array([int(data["x"][0]) + i])}
+
+        return items()
+
+
+class Broken(Service):
+    def _inference(self, data, context):
+        raise ValueError("bad weights")
+
+
+class ReturnsList(Service):
+    def _postprocess(self, data, context):
+        return [1, 2]
+
+
+def request(x, request_id="r1", outputs=None):
+    return InferRequest(
+        model_name="m",
+        model_version="1",
+        id=request_id,
+        parameters={},
+        data={"x": np.array(x)},
+        requested_outputs=outputs,
+    )
+
+
+def both_doors(service, make_request, batch=0):
+    """What infer() answers on the loop and infer_blocking() from a thread, or the
+    error each raised."""
+    host = ModelHost(service("/nowhere"), "m", "1", max_batch_size=batch)
+
+    async def run():
+        loop = asyncio.get_running_loop()
+        answers = []
+        try:
+            answers.append(await host.infer(make_request()))
+        except Exception as error:
+            answers.append(error)
+
+        def from_thread():
+            try:
+                return host.infer_blocking(make_request(), loop, timeout=5)
+            except Exception as error:
+                return error
+
+        answers.append(await asyncio.to_thread(from_thread))
+        return answers
+
+    return asyncio.run(run())
+
+
+@pytest.mark.parametrize("service", [Doubler, AsyncDoubler])
+@pytest.mark.parametrize("batch", [0, 4])
+def test_both_doors_answer_alike(service, batch):
+    for response in both_doors(service, lambda: request([1, 2]), batch):
+        assert response.model_name == "m" and response.id == "r1"
+        assert response.outputs["y"].tolist() == [2, 4]
+        assert response.outputs["seen"].tolist() == [b"r1"]
+
+
+def test_only_the_requested_outputs_and_a_clear_error_for_a_missing_one():
+    for response in both_doors(Doubler, lambda: request([1], outputs=["y"])):
+        assert list(response.outputs) == ["y"]
+    for error in both_doors(Doubler, lambda: request([1], outputs=["z"])):
+        assert isinstance(error, InvalidInput)
+        assert "z not produced" in str(error) and "y, seen" in str(error)
+
+
+def test_a_hook_that_raises_or_returns_no_dict_is_a_model_failure():
+    for error in both_doors(Broken, lambda: request([1])):
+        assert isinstance(error, ModelFailed)
+        assert str(error) == "the model raised ValueError: bad weights"
+    for error in both_doors(ReturnsList, lambda: request([1])):
+        assert isinstance(error, ModelFailed)
+        assert "must return a dict, got list" in str(error)
+
+
+def test_a_stream_on_the_unary_door_is_an_error():
+    for error in both_doors(Counter, lambda: request([5])):
+        assert isinstance(error, ModelFailed) and "returned a stream" in str(error)
+
+
+def test_a_request_without_id_gets_one():
+    for response in both_doors(Doubler, lambda: request([1], request_id="")):
+        assert len(response.id) == 32
+        assert response.outputs["seen"].tolist() == [response.id.encode()]
+
+
+@pytest.mark.parametrize("service", [Counter, AsyncCounter])
+def test_streams_alike_through_both_doors_and_the_context_lasts(service):
+    host = ModelHost(service("/nowhere"), "m", "1")
+
+    async def run():
+        loop = asyncio.get_running_loop()
+        context: dict = {}
+        on_loop = [r async for r in host.stream(request([5]), context)]
+        on_loop += [r async for r in host.stream(request([7]), context)]
+
+        def from_thread():
+            context: dict = {}
+            items = list(host.stream_blocking(request([5]), loop, context))
+            return items + list(host.stream_blocking(request([7]), loop, context))
+
+        return on_loop, await asyncio.to_thread(from_thread)
+
+    on_loop, from_thread = asyncio.run(run())
+    for responses in (on_loop, from_thread):
+        assert [int(r.outputs["y"][0]) for r in responses] == [5, 6, 7, 7, 8, 9]
+        if service is Counter:  # the stream's context kept the count
+            assert [int(r.outputs["n"]) for r in responses] == [1] * 3 + [2] * 3
+
+
+def test_an_abandoned_stream_is_closed():
+    closed = threading.Event()
+
+    class Endless(Service):
+        def _postprocess(self, data, context):
+            def items():
+                try:
+                    while True:
+                        yield {"y": np.array([1])}
+                finally:
+                    closed.set()
+
+            return items()
+
+    host = ModelHost(Endless("/nowhere"), "m", "1")
+
+    async def run():
+        items = host.stream(request([1]))
+        await items.__anext__()
+        await items.aclose()
+
+    asyncio.run(run())
+    assert closed.wait(5)
+    closed.clear()
+    items = host.stream_blocking(request([1]), loop=None)
+    next(items)
+    items.close()
+    assert closed.wait(5)
+
+
+def test_a_full_queue_turns_requests_away_on_both_doors():
+    started, release = threading.Event(), threading.Event()
+
+    class Slow(Service):
+        def _inference(self, data, context):
+            started.set()
+            release.wait(5)
+            return {"y": data["x"]}
+
+    host = ModelHost(Slow("/nowhere"), "m", "1", max_concurrent=1, max_queue=0)
+
+    async def run():
+        loop = asyncio.get_running_loop()
+        busy = asyncio.ensure_future(host.infer(request([1])))
+        await asyncio.to_thread(started.wait, 5)
+        with pytest.raises(TooManyRequests):
+            await host.infer(request([2]))
+        with pytest.raises(TooManyRequests):
+            await asyncio.to_thread(host.infer_blocking, request([3]), loop, 5)
+        release.set()
+        return await busy
+
+    assert asyncio.run(run()).outputs["y"].tolist() == [1]

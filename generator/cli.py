@@ -3,6 +3,7 @@
 import inspect
 import os
 import re
+import shlex
 import sys
 from pathlib import Path
 from typing import Annotated, Callable, List, Optional
@@ -23,6 +24,8 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    # click's plain help: at 80 columns rich's tables cut option names short.
+    rich_markup_mode=None,
 )
 
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -90,6 +93,10 @@ def init(
             f"{directory} is not empty; use --force to render into it "
             "(files of yours are never replaced)"
         )
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"cannot create {directory}: {error.strerror}") from None
     answers = {"model_name": name, "http_port": http_port, "grpc_port": grpc_port}
     project = directory.resolve()
     manifest = read_manifest(project)  # refuses a tampered one before any write
@@ -131,7 +138,7 @@ def run(
         from .image import run_container
 
         settings = server_settings(directory, flag_arguments(given))
-        image = image or image_name(directory)
+        image = image_reference(image) if image else image_name(directory)
         ports = (settings.http_port, settings.grpc_port)
         run_container(image, *ports, network, typer.echo)
         return
@@ -282,7 +289,8 @@ def build(
     for path in written:
         typer.echo(f"wrote {path.relative_to(directory)}")
     if no_build:
-        typer.echo(f"build it with: cd {directory} && docker build -t {image} .")
+        where = shlex.quote(str(directory))
+        typer.echo(f"build it with: cd {where} && docker build -t {image} .")
         return
     image_id = build_image(directory, image, args, network, typer.echo)
     settings = server_settings(directory)
@@ -314,7 +322,7 @@ def manifests(
     from .deploy import render_manifests
 
     directory = project_directory(directory)
-    image = image or image_name(directory)
+    image = image_reference(image) if image else image_name(directory)
     for path in render_manifests(directory, image, force, typer.echo):
         typer.echo(f"wrote {path.relative_to(directory)}")
 
@@ -329,18 +337,61 @@ def project_directory(directory: Path) -> Path:
     return directory
 
 
+# Docker's reference grammar: [registry[:port]/]path/components, then :tag.
+IMAGE_PATH = re.compile(
+    r"^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?"
+    r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$"
+)
+IMAGE_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+
+
 def image_name(
     directory: Path, name: Optional[str] = None, tag: Optional[str] = None
 ) -> str:
-    """NAME:TAG, by default taichu-<directory>:<this version>."""
+    """NAME:TAG, by default taichu-<directory>:<this version>; a name or tag the
+    engine would refuse stops here, before anything is written."""
     from .image import default_image_name
 
+    if name is not None and not IMAGE_PATH.match(name):
+        raise UserError(
+            f"--name {name!r} is not an image name: lower-case letters, digits and "
+            "'.', '_', '-' between them, '/' between parts (e.g. team/my-model)"
+        )
+    if tag is not None and not IMAGE_TAG.match(tag):
+        raise UserError(
+            f"--tag {tag!r} is not an image tag: up to 128 letters, digits, '_', "
+            "'.' and '-', not starting with '.' or '-'"
+        )
     return f"{name or default_image_name(directory)}:{tag or __version__}"
 
 
+def image_reference(given: str) -> str:
+    """--image as given, checked like --name and --tag."""
+    path, tag = given, None
+    last = given.rsplit("/", 1)[-1]
+    if ":" in last:
+        path, tag = given.rsplit(":", 1)
+    if not IMAGE_PATH.match(path) or (tag is not None and not IMAGE_TAG.match(tag)):
+        raise UserError(
+            f"--image {given!r} is not an image reference (e.g. team/my-model:1)"
+        )
+    return given
+
+
+USER_MISTAKE = 2  # the exit code of a mistake the message says how to fix
+
+
 def main() -> None:
+    """Every user mistake ends in one line and exit code 2; TAICHU_DEBUG=1 shows the
+    traceback of a file-system error too."""
     try:
         app()
     except UserError as error:
         typer.echo(f"error: {error}", err=True)
-        sys.exit(1)
+        sys.exit(USER_MISTAKE)
+    except OSError as error:  # a path the user gave: unwritable, impossible, missing
+        if os.environ.get("TAICHU_DEBUG"):
+            raise
+        where = f"{error.filename}: " if error.filename else ""
+        typer.echo(f"error: {where}{error.strerror or error}", err=True)
+        sys.exit(USER_MISTAKE)

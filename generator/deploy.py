@@ -29,9 +29,12 @@ def resources(project: Path) -> dict:
 
 
 def render_manifests(project: Path, image: str, force: bool, echo) -> List[Path]:
+    settings = server_settings(project)
     data = {
         "image": image,
         "name": kubernetes_name(image),
+        # Annotation scrapers send no token: announce /metrics only where it needs none.
+        "scrape": settings.metrics and not settings.metrics_require_token,
         **ports(project),
         **resources(project),
     }

@@ -152,7 +152,16 @@ def run_container(
     import time
     import urllib.request
 
+    import docker
+
     client = docker_client(timeout=120)
+    try:
+        client.images.get(image)
+    except docker.errors.ImageNotFound:
+        raise UserError(
+            f"there is no image {image}: run `taichu_serve build` first "
+            "(or name one with --image)"
+        ) from None
     environment = {"HTTP_PORT": str(http_port), "GRPC_PORT": str(grpc_port)}
     options = {"network_mode": "host"} if network == "host" else {
         "ports": {f"{http_port}/tcp": http_port, f"{grpc_port}/tcp": grpc_port}

@@ -53,7 +53,10 @@ def test_32_concurrent_requests_share_batches_of_at_most_8(batched):
 
 
 def test_one_failing_item_fails_only_its_request(batched):
-    server = batched("--max-batch-size", "8", "--max-batch-delay-ms", "50")
+    server = batched(
+        "--max-batch-size", "8", "--max-batch-delay-ms", "50",
+        "--show-model-errors", "true",
+    )  # fmt: skip
     values = [1, 2, -3, 4]
     replies = asyncio.run(fire(server, values))
     codes = [r.status_code for r in replies]

@@ -40,7 +40,7 @@ def test_init_refuses_a_non_empty_directory_and_force_keeps_user_files(tmp_path)
     (project / "taichu_runtime" / "pipeline" / "host.py").write_text("broken")
 
     refused = cli("init", str(project), check=False)
-    assert refused.returncode == 1
+    assert refused.returncode == 2
     assert refused.stderr.startswith("error: ") and "not empty" in refused.stderr
     assert "Traceback" not in refused.stderr
 
@@ -60,7 +60,9 @@ def test_init_refuses_a_non_empty_directory_and_force_keeps_user_files(tmp_path)
     assert (project / line.split(" -> ")[1]).read_text() == "broken"
 
 
-def test_user_mistakes_get_one_line_and_non_zero_exit(tmp_path):
+def test_user_mistakes_get_one_line_and_exit_code_2(tmp_path):
+    (tmp_path / "afile").write_text("not a directory")
+    project = render(tmp_path / "p")
     cases = [
         (["init", str(tmp_path / "a"), "--name", "bad name!"], "--name"),
         (
@@ -70,18 +72,29 @@ def test_user_mistakes_get_one_line_and_non_zero_exit(tmp_path):
         (["run", str(tmp_path)], "not a taichu-serve project"),
         (["init", str(tmp_path / "c"), "--http-port", "99999"], "65535"),
         (["frobnicate"], "No such command"),
+        (["init", "/proc/taichu-project"], "cannot create /proc/taichu-project"),
+        (["init", str(tmp_path / "afile" / "sub")], "Not a directory"),
+        (["build", str(project), "--name", "Bad Name"], "--name 'Bad Name' is not"),
+        (["build", str(project), "--tag", "bad tag"], "--tag 'bad tag' is not"),
+        (["manifests", str(project), "--image", "Bad Image"], "--image 'Bad Image'"),
+        (["run", str(project), "--docker", "--image", "a b"], "--image 'a b'"),
     ]
     for args, message in cases:
         result = cli(*args, check=False)
-        assert result.returncode != 0, args
+        assert result.returncode == 2, (args, result.stderr)
         assert message in result.stderr, (args, result.stderr)
         assert "Traceback" not in result.stderr, args
+        if message not in ("No such command", "65535"):  # click's add a usage line
+            assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    # A refused name wrote nothing: no build files, no manifests.
+    assert not (project / "Dockerfile").exists()
+    assert not (project / "deploy").exists()
 
 
 def test_run_on_a_2x_project_says_what_to_do(tmp_path):
     (tmp_path / "model_service.py").write_text("from taichu_serve import ModelServer\n")
     result = cli("run", str(tmp_path), check=False)
-    assert result.returncode == 1 and "2.x project" in result.stderr
+    assert result.returncode == 2 and "2.x project" in result.stderr
 
 
 def run_server(project, *args, env=None):
@@ -203,3 +216,22 @@ def test_run_takes_every_flag_the_runtime_declares(tmp_path):
     )  # fmt: skip
     assert bad.returncode == 2 and "'many' is not a valid int" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_help_at_80_columns_shows_every_option_whole(tmp_path):
+    import os
+
+    env = {**os.environ, "COLUMNS": "80"}
+    for command in ("init", "run", "regenerate", "build", "manifests"):
+        text = subprocess.run(
+            [sys.executable, "-m", "taichu_serve", command, "--help"],
+            capture_output=True, text=True, env=env, check=True,
+        ).stdout  # fmt: skip
+        assert "…" not in text and "<bool>" not in text, text
+        assert max(len(line) for line in text.splitlines()) <= 80, text
+    run_help = subprocess.run(
+        [sys.executable, "-m", "taichu_serve", "run", "--help"],
+        capture_output=True, text=True, env=env, check=True,
+    ).stdout  # fmt: skip
+    for flag in ("--max-concurrent-requests", "--metrics-require-token", "--docker"):
+        assert flag in run_help

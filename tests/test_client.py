@@ -87,7 +87,8 @@ def streamer(tmp_path_factory):
     (directory / "customize_service.py").write_text(
         (SERVICES / "streaming.py").read_text()
     )
-    running = Server(directory, ["--token", "t0ken"]).wait_ready()
+    flags = ["--token", "t0ken", "--show-model-errors", "true"]
+    running = Server(directory, flags).wait_ready()
     yield running
     running.stop()
 

@@ -18,9 +18,8 @@ def failing(tmp_path_factory):
     (directory / "customize_service.py").write_text(
         (SERVICES / "failing.py").read_text()
     )
-    running = Server(
-        directory, ["--max-request-size", str(32 * 1024 * 1024)]
-    ).wait_ready()
+    flags = ["--max-request-size", str(32 * 1024 * 1024), "--show-model-errors", "true"]
+    running = Server(directory, flags).wait_ready()
     yield running
     running.stop()
 
@@ -89,7 +88,7 @@ HTTP_CASES = [
         "wrong data type",
         dict(body=tensor("INT32", (1,), ["x"])),
         400,
-        "does not fit INT32",
+        "INT32 data must be integers",
     ),
     ("overflow", dict(body=tensor("UINT8", (1,), [300])), 400, "does not fit UINT8"),
     (
@@ -118,6 +117,21 @@ HTTP_CASES = [
     ),
     ("unserialisable", dict(body=tensor(name="return_object")), 500, "output 'out'"),
     (
+        "control character in id",
+        dict(body={**GOOD, "id": "a\r\nX-Forged: 1"}),
+        400,
+        "'id' must be printable ASCII",
+    ),
+    ("too many dims", dict(body=tensor(shape=[1] * 65, data=[1])), 400, "64 dim"),
+    (
+        "duplicate names",
+        dict(body={"inputs": GOOD["inputs"] * 2}),
+        400,
+        "input 'x' appears more than once",
+    ),
+    ("float for INT32", dict(body=tensor(data=[1.7, 2])), 400, "must be integers"),
+    ("null for FP32", dict(body=tensor("FP32", data=[None, 2])), 400, "be numbers"),
+    (
         "binary length",
         dict(content=b"{}", headers={"Inference-Header-Content-Length": "99"}),
         400,
@@ -138,6 +152,63 @@ def test_http_error_then_success(failing, case, kwargs, status, message):
     assert "Traceback" not in body["error"]
     ok = post(failing, GOOD)
     assert ok.status_code == 200 and ok.json()["outputs"][0]["data"] == [1, 2]
+
+
+@pytest.mark.parametrize(
+    "name, reason",
+    [
+        ("return_list", "_postprocess must return a dict, got list"),
+        ("return_none", "_postprocess must return a dict, got NoneType"),
+        ("return_set", "_postprocess must return a dict, got set"),
+        ("return_complex", "output 'out'"),
+    ],
+)
+def test_a_result_that_is_no_response_is_in_the_log_with_its_reason(
+    failing, name, reason
+):
+    request_id = f"no-response-{name}"
+    reply = post(failing, tensor(name=name), headers={"X-Request-Id": request_id})
+    assert reply.status_code == 500 and reason in reply.json()["error"]
+    said = [line for line in failing.log.splitlines() if request_id in line]
+    assert len([line for line in said if reason in line]) == 1, said
+
+
+def test_nan_and_infinity_outputs_reach_a_v2_client_as_they_are(failing):
+    import tritonclient.http as triton_http
+
+    values = np.array([np.nan, np.inf, -np.inf, 2.5], dtype=np.float32)
+    client = triton_http.InferenceServerClient(failing.http.split("//")[1])
+    item = triton_http.InferInput("x", [4], "FP32")
+    item.set_data_from_numpy(values, binary_data=False)
+    output = triton_http.InferRequestedOutput("x", binary_data=False)
+    result = client.infer("FailingService", [item], outputs=[output])
+    np.testing.assert_array_equal(result.as_numpy("x"), values)
+
+
+def test_by_default_the_client_gets_the_request_id_not_the_exception(
+    make_project, start_server
+):
+    server = start_server(make_project("failing"))
+    reply = post(server, tensor(name="boom"), headers={"X-Request-Id": "req-42"})
+    assert reply.status_code == 500
+    assert reply.json() == {
+        "error": "the model failed on request req-42; the server log has its error"
+    }
+    assert "bad pixel" in server.log and "Traceback" in server.log
+    request = grpc_request(name="boom")
+    request.id = "req-43"
+    with grpc.insecure_channel(server.grpc) as channel:
+        infer = channel.unary_unary(
+            "/inference.GRPCInferenceService/ModelInfer",
+            request_serializer=pb2.ModelInferRequest.SerializeToString,
+            response_deserializer=pb2.ModelInferResponse.FromString,
+        )
+        with pytest.raises(grpc.RpcError) as raised:
+            infer(request, timeout=10)
+    assert raised.value.code() == grpc.StatusCode.INTERNAL
+    assert raised.value.details() == (
+        "the model failed on request req-43; the server log has its error"
+    )
 
 
 def test_traceback_goes_to_the_log_not_the_client(failing):

@@ -480,14 +480,14 @@ def test_bearer_token_on_every_endpoint_but_health(governed):
     for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": token}):
         reply = httpx.post(infer_url(server), json=BODY, headers=headers)
         assert reply.status_code == 401 and "Bearer" in reply.json()["error"]
-    assert httpx.get(server.http + "/metrics").status_code == 401
     assert httpx.get(server.http + "/v2").status_code == 401
     assert httpx.get(server.http + "/v2/health/ready").status_code == 200
     assert httpx.post(infer_url(server), json=BODY, headers=good).status_code == 200
-    assert httpx.get(server.http + "/metrics", headers=good).status_code == 200
+    # /metrics is public by default: annotation scrapers send no token.
+    assert httpx.get(server.http + "/metrics").status_code == 200
 
     with pytest.raises(grpc.RpcError) as raised:
-        grpc_infer(server)
+        grpc_infer(server, metadata=(("x-request-id", "refused-9"),))
     assert raised.value.code() == grpc.StatusCode.UNAUTHENTICATED
     grpc_infer(server, metadata=(("authorization", f"Bearer {token}"),))
     with grpc.insecure_channel(server.grpc) as channel:
@@ -496,6 +496,34 @@ def test_bearer_token_on_every_endpoint_but_health(governed):
         )
         assert health.status == health_pb2.HealthCheckResponse.SERVING
     assert token not in server.log
+
+    # Every refusal is in the metrics and the access log, like any other answer.
+    samples = metric_samples(server)
+    assert value(samples, "taichu_requests_total", model=MODEL, protocol="http",
+                 status="401") == 4  # fmt: skip
+    assert value(samples, "taichu_requests_total", model=MODEL, protocol="grpc",
+                 status="401") == 1  # fmt: skip
+    time.sleep(0.3)
+    refusals = [line for line in server.log.splitlines() if " 401 " in line]
+    assert len(refusals) == 5, server.log
+    assert any("refused-9" in line and "ModelInfer" in line for line in refusals)
+
+
+def test_metrics_can_require_the_token(governed, make_project):
+    token = "s3cret-Token"
+    env = {"TAICHU_TOKEN": token, "TAICHU_METRICS_REQUIRE_TOKEN": "true"}
+    server = governed(env=env)
+    assert httpx.get(server.http + "/metrics").status_code == 401
+    good = {"Authorization": f"Bearer {token}"}
+    assert httpx.get(server.http + "/metrics", headers=good).status_code == 200
+
+
+def test_the_2x_request_id_header_is_honoured(governed):
+    server = governed()
+    reply = httpx.post(infer_url(server), json=BODY, headers={"x_request_id": "old-1"})
+    assert reply.headers["x-request-id"] == "old-1"
+    _, call = grpc_infer(server, metadata=(("x_request_id", "old-2"),))
+    assert dict(call.trailing_metadata())["x-request-id"] == "old-2"
 
 
 def self_signed(directory):
@@ -564,6 +592,27 @@ def test_tls_on_both_ports(governed, tmp_path):
         assert stub(pb2.ServerReadyRequest(), timeout=10).ready
 
 
+@pytest.mark.parametrize("problem", ["not a PEM", "the key of another certificate"])
+def test_tls_files_that_do_not_load_stop_the_server_in_one_line(
+    make_project, tmp_path, problem
+):
+    key, cert = self_signed(tmp_path)
+    if problem == "not a PEM":
+        cert.write_text("-----BEGIN CERTIFICATE-----\ngarbage\n")
+    else:
+        (tmp_path / "other").mkdir()
+        other_key, _ = self_signed(tmp_path / "other")
+        key = other_key
+    project = make_project()
+    env = {"TAICHU_TLS_CERT": str(cert), "TAICHU_TLS_KEY": str(key)}
+    server = Server(project, env=env)
+    assert server.wait_exit(timeout=30) == 2
+    server.stop()
+    (line,) = server.log.strip().splitlines()
+    assert line.startswith(f"taichu_runtime: error: tls_cert {cert} and tls_key {key}")
+    assert "cannot be used" in line and "address" not in line
+
+
 # -- probes, warm-up, supervision, shutdown ---------------------------------------------------------
 
 
@@ -610,9 +659,10 @@ def test_failing_warmup_stops_start_up(make_project):
     project = make_project("governed")
     (project / "warmup.json").write_text(json.dumps([{"inputs": [{"name": "x"}]}]))
     server = Server(project, ["--warmup-file", "warmup.json"])
-    assert server.wait_exit(timeout=30) == 1
+    assert server.wait_exit(timeout=30) == 2  # a mistake in the file: one line
     server.stop()
     assert "warm-up request 0 of warmup.json failed" in server.log
+    assert "Traceback" not in server.log
 
 
 @pytest.mark.parametrize("workers", [1, 2])

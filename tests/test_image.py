@@ -2,6 +2,7 @@
 Docker-compatible socket in CI, see ../shared/container)."""
 
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -30,6 +31,10 @@ def engine():
     except Exception:
         return None
 
+
+# What the image test gives as --build-arg PIP_INDEX_URL: PyPI itself, so that the
+# build works, then looked for in the image's config and history.
+PACKAGE_INDEX = "https://pypi.org/simple"
 
 needs_engine = pytest.mark.skipif(
     engine() is None and os.environ.get("REQUIRE_CONTAINER_TESTS") != "1",
@@ -92,7 +97,7 @@ def test_no_engine_is_a_clear_error(tmp_path):
         [sys.executable, "-m", "taichu_serve", "build", str(project)],
         capture_output=True, text=True, env=env, timeout=120,
     )  # fmt: skip
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert (
         "no container engine answers" in result.stderr
         and "Traceback" not in result.stderr
@@ -100,17 +105,24 @@ def test_no_engine_is_a_clear_error(tmp_path):
     assert (project / "Dockerfile").exists()  # kept for a manual `docker build`
 
 
+def test_build_without_an_engine_prints_a_command_that_works_as_given(tmp_path):
+    project = render(tmp_path / "my project")
+    result = cli("build", str(project), "--no-build")
+    quoted = "'" + str(project) + "'"
+    assert f"build it with: cd {quoted} && docker build -t" in result.stdout
+
+
 def test_bad_dependency_line_is_a_clear_error(tmp_path):
     project = render(tmp_path / "p")
     (project / "dependencies.txt").write_text("RUN rm -rf /\n")
     result = cli("build", str(project), "--no-build", check=False)
-    assert result.returncode == 1 and "not a Debian package name" in result.stderr
+    assert result.returncode == 2 and "not a Debian package name" in result.stderr
     for name, message in (("dependencies.txt", "dependencies.txt is not UTF-8"),
                           ("config.ini", "config.ini: not UTF-8 text")):  # fmt: skip
         (project / "dependencies.txt").write_text("curl\n")
         (project / name).write_bytes(b"\xcc\xff binary")
         result = cli("build", str(project), "--no-build", check=False)
-        assert result.returncode == 1 and message in result.stderr, result.stderr
+        assert result.returncode == 2 and message in result.stderr, result.stderr
         assert "Traceback" not in result.stderr
 
 
@@ -201,6 +213,80 @@ def test_launch_sh_serves_a_code_directory(tmp_path, launch):
     assert httpx.get(base + "/v2/models/Mounted").status_code == 200
 
 
+PATHS_SERVICE = """
+import os
+from taichu_serve import Service
+class Paths(Service):
+    def _inference(self, data, context):
+        import tinydep  # noqa: F401 (only where a package brought it)
+        return {"model_path": self.model_path, "files": sorted(os.listdir(self.model_path))}
+"""
+
+
+def paths_seen(base, model="Paths"):
+    reply = httpx.post(f"{base}/v2/models/{model}/infer", json={"parameters": {}})
+    assert reply.status_code == 200, reply.text
+    return reply.json()["parameters"]
+
+
+def tiny_wheel(directory: Path) -> Path:
+    """A wheel of one module, `tinydep`, installable with no index."""
+    wheel = directory / "tinydep-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zipped:
+        zipped.writestr("tinydep.py", "VALUE = 1\n")
+        info = "tinydep-1.0.dist-info"
+        zipped.writestr(
+            f"{info}/METADATA", "Metadata-Version: 2.1\nName: tinydep\nVersion: 1.0\n"
+        )
+        zipped.writestr(
+            f"{info}/WHEEL",
+            "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        )
+        zipped.writestr(f"{info}/RECORD", "")
+    return wheel
+
+
+def test_launch_sh_takes_the_model_path_and_service_file_from_the_settings(
+    tmp_path, launch
+):
+    app = tmp_path / "app"
+    (app / "customize_service.py").unlink()
+    (app / "my_service.py").write_text(
+        PATHS_SERVICE.replace("import tinydep", "pass  #")
+    )
+    config = app / "config.ini"
+    config.write_text(config.read_text().replace(
+        "service_file = customize_service.py", "service_file = my_service.py"))  # fmt: skip
+    mounted = tmp_path / "mnt" / "models"  # where KServe mounts a storage URI
+    mounted.mkdir(parents=True)
+    (mounted / "weights.bin").write_bytes(b"\x01")
+    _, base = launch({"TAICHU_MODEL_PATH": str(mounted)})
+    assert paths_seen(base) == {"model_path": str(mounted), "files": ["weights.bin"]}
+
+    # MODEL_PATH's files go where the settings say the model is.
+    archive = tmp_path / "weights.tar.gz"
+    (tmp_path / "w2.bin").write_bytes(b"\x02")
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(tmp_path / "w2.bin", "w2.bin")
+    other = tmp_path / "other"
+    env = {"TAICHU_MODEL_PATH": str(other), "MODEL_PATH": str(archive),
+           "TAICHU_SERVICE_FILE": str(app / "my_service.py")}  # fmt: skip
+    config.write_text(config.read_text().replace("my_service.py", "missing.py"))
+    _, base = launch(env)
+    assert paths_seen(base) == {"model_path": str(other), "files": ["w2.bin"]}
+
+
+def test_launch_sh_installs_the_requirements_of_a_code_package(tmp_path, launch):
+    package = tmp_path / "pkg" / "code"
+    package.mkdir(parents=True)
+    (package / "customize_service.py").write_text(PATHS_SERVICE)
+    (package / "models").mkdir()
+    wheel = tiny_wheel(package)
+    (package / "requirements.txt").write_text(f"./{wheel.name}\n")
+    _, base = launch({"INFER_CODE_PATH": str(package.parent)})
+    assert paths_seen(base)["model_path"].endswith("/code/models")
+
+
 @pytest.mark.parametrize(
     "env,message",
     [
@@ -230,9 +316,11 @@ def test_build_run_and_call_a_real_image(tmp_path):
     (project / "dependencies.txt").write_text("jq\n# a comment\ntree\n")
     tag = f"it{os.getpid()}"
     env = {**os.environ}
+    # A package index given at build time (credentials and all) stays out of the image.
+    index = ["--build-arg", f"PIP_INDEX_URL={PACKAGE_INDEX}"]
     result = subprocess.run(
         [sys.executable, "-m", "taichu_serve", "build", str(project), "--from_image", BASE_IMAGE,
-         "--name", "taichu-test", "--tag", tag, "--network", "host"],
+         "--name", "taichu-test", "--tag", tag, "--network", "host", *index],
         capture_output=True, text=True, env=env, timeout=900,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr
@@ -243,7 +331,7 @@ def test_build_run_and_call_a_real_image(tmp_path):
     service.write_text(service.read_text() + "\n# changed\n")
     rebuilt = subprocess.run(
         [sys.executable, "-m", "taichu_serve", "build", str(project), "--from_image", BASE_IMAGE,
-         "--name", "taichu-test", "--tag", tag, "--network", "host"],
+         "--name", "taichu-test", "--tag", tag, "--network", "host", *index],
         capture_output=True, text=True, env=env, timeout=900,
     )  # fmt: skip
     assert rebuilt.returncode == 0, rebuilt.stdout[-3000:]
@@ -256,6 +344,9 @@ def test_build_run_and_call_a_real_image(tmp_path):
     assert not any(step.startswith("COPY --chown=app:app . .") for step in cached)
     client = engine()
     image = f"taichu-test:{tag}"
+    built = client.images.get(image)
+    history = json.dumps(built.history())
+    assert "pypi.org/simple" not in json.dumps(built.attrs["Config"]) + history
     http, grpc_port = free_port(), free_port()
     container = client.containers.run(
         image, detach=True, network_mode="host",
@@ -349,8 +440,32 @@ def check_run_docker(project, image, client):
     assert f"HTTP  http://127.0.0.1:{http}/v2/models" in output and "stopping" in output
     assert not [c for c in client.containers.list(all=True) if image in c.image.tags]
 
+    # An image that was never built: what to do, not the engine's 404.
+    missing = cli("run", str(project), "--docker", "--image",
+                  "localhost/never-built:1", check=False)  # fmt: skip
+    assert missing.returncode == 2
+    assert missing.stderr.strip() == (
+        "error: there is no image localhost/never-built:1: run `taichu_serve build` "
+        "first (or name one with --image)"
+    )
+
 
 # -- Kubernetes and KServe ------------------------------------------------------------------------
+
+
+def test_no_scrape_annotations_where_metrics_need_the_token(tmp_path):
+    import yaml
+
+    project = render(tmp_path / "p")
+    config = project / "config.ini"
+    config.write_text(
+        config.read_text().replace("require_token = false", "require_token = true")
+    )
+    cli("manifests", str(project))
+    deployment = next(
+        yaml.safe_load_all((project / "deploy" / "kubernetes.yaml").read_text())
+    )
+    assert "annotations" not in deployment["spec"]["template"]["metadata"]
 
 
 def test_manifests_validate_against_the_kubernetes_schemas(tmp_path):
@@ -370,7 +485,7 @@ def test_manifests_validate_against_the_kubernetes_schemas(tmp_path):
         str(project),
         "--no-build",
         "--name",
-        "registry.example.com/team/Bert_Base",
+        "registry.example.com/team/bert_base",
     )
     assert "wrote deploy/kubernetes.yaml" in result.stdout
     documents = list(
@@ -387,7 +502,7 @@ def test_manifests_validate_against_the_kubernetes_schemas(tmp_path):
     pod = deployment["spec"]["template"]["spec"]
     container = pod["containers"][0]
     assert (
-        container["image"] == f"registry.example.com/team/Bert_Base:{taichu_version()}"
+        container["image"] == f"registry.example.com/team/bert_base:{taichu_version()}"
     )
     assert container["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
     assert container["startupProbe"]["httpGet"]["path"] == "/v2/health/ready"
@@ -399,6 +514,9 @@ def test_manifests_validate_against_the_kubernetes_schemas(tmp_path):
         autoscaler["spec"]["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
     )
     assert deployment["metadata"]["name"] == "bert-base"
+    # /metrics is public by default: the pods invite annotation scrapers.
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/path"] == "/metrics"
 
     kserve = yaml.safe_load((project / "deploy" / "kserve.yaml").read_text())
     assert kserve["apiVersion"] == "serving.kserve.io/v1beta1"
@@ -493,7 +611,7 @@ def test_bad_resources_stop_before_anything_is_written(tmp_path, command):
     config.write_text(config.read_text().replace("memory = 2Gi", "memory = 4000"))
     before = sorted(p.name for p in project.iterdir())
     result = cli(command[0], str(project), *command[1:], check=False)
-    assert result.returncode == 1
+    assert result.returncode == 2
     (line,) = result.stderr.strip().splitlines()
     assert "[resources] memory: '4000' is not an amount with a unit" in line
     assert sorted(p.name for p in project.iterdir()) == before

@@ -310,7 +310,7 @@ def test_a_tampered_manifest_is_refused_before_anything_is_written(
 
     name, *flags = command
     result = cli(name, str(project), *flags, check=False)
-    assert result.returncode == 1
+    assert result.returncode == 2
     (line,) = result.stderr.strip().splitlines()  # one line, no traceback
     assert line.startswith("error: .taichu-manifest.json lists") and message in line
     assert "nothing was changed" in line
@@ -328,7 +328,7 @@ def test_a_symlinked_backup_folder_is_refused_before_anything_is_written(
     (project / "taichu_runtime" / "sockets.py").unlink()  # work that would come first
     before, outside_before = snapshot(project), snapshot(outside)
     result = cli("regenerate", str(project), "--force", check=False)
-    assert result.returncode == 1
+    assert result.returncode == 2
     (line,) = result.stderr.strip().splitlines()
     assert ".taichu-backup is a symbolic link" in line
     assert snapshot(project) == before and snapshot(outside) == outside_before

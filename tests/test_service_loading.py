@@ -47,15 +47,42 @@ BROKEN = {
 
 @pytest.mark.parametrize("case", list(BROKEN))
 def test_a_service_that_cannot_load_stops_the_process(make_project, case):
+    """The service's own code raised: exit 1, and its traceback helps."""
     project = make_project()
     source, message = BROKEN[case]
     write_service(project, source)
     server = Server(project)
     code = server.wait_exit(timeout=30)
     server.stop()
-    assert code == 1
+    mistake = case in ("no subclass", "two subclasses")
+    assert code == (2 if mistake else 1)
     assert message in server.log
-    assert "the model failed to load" in server.log
+    if mistake:  # one line that says what to fix, no runtime internals
+        (line,) = [line for line in server.log.splitlines() if message in line]
+        assert "the model cannot be loaded: customize_service.py" in line
+        assert "Traceback" not in server.log
+    else:
+        assert "the model failed to load" in server.log
+        assert "Traceback" in server.log
+
+
+def test_a_missing_service_file_is_one_line_and_exit_code_2(make_project):
+    project = make_project()
+    (project / "customize_service.py").unlink()
+    server = Server(project)
+    code = server.wait_exit(timeout=30)
+    server.stop()
+    assert code == 2
+    assert "Traceback" not in server.log
+    (line,) = [line for line in server.log.splitlines() if "not found" in line]
+    assert "customize_service.py not found; run from the project directory" in line
+
+
+def test_a_2x_package_is_found_by_its_model_service_py(make_project, start_server):
+    project = make_project()
+    (project / "customize_service.py").rename(project / "model_service.py")
+    server = start_server(project)
+    assert httpx.get(server.http + "/v2/models/ModelService").status_code == 200
 
 
 def test_intermediate_base_class_is_not_the_model(make_project, start_server):

@@ -25,7 +25,8 @@ def streamer(tmp_path_factory):
     (directory / "customize_service.py").write_text(
         (SERVICES / "streaming.py").read_text()
     )
-    running = Server(directory).wait_ready()
+    # The tests read the model's own errors.
+    running = Server(directory, ["--show-model-errors", "true"]).wait_ready()
     yield running
     running.stop()
 
@@ -200,6 +201,25 @@ def test_an_error_answers_its_message_and_the_stream_goes_on(streamer):
         ("c", "the model raised RuntimeError: failed at item 1"),
         ("d", "tok0"),
     ]
+
+
+def test_odd_messages_get_their_own_error_and_the_stream_goes_on(streamer):
+    too_many_dims = message("dims", n=1)
+    too_many_dims.inputs[0].shape[:] = [1] * 65
+    control_id = message("bad\x01id", n=1)
+    mixed = message("mixed", n=1)
+    mixed.raw_input_contents.append(b"\x01\x00\x00\x00")
+    with grpc.insecure_channel(streamer.grpc) as channel:
+        replies = list(
+            stream_call(channel)(
+                iter([too_many_dims, control_id, mixed, message("d", n=1)]), timeout=10
+            )
+        )
+    errors = [r.error_message for r in replies[:3]]
+    assert "at most 64 dimensions" in errors[0]
+    assert "'id' must be printable ASCII" in errors[1]
+    assert "both typed contents and raw_input_contents" in errors[2]
+    assert replies[3].infer_response.id == "d" and token(replies[3]) == "tok0"
 
 
 def test_2x_stream_client_gets_each_item(streamer):

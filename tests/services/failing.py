@@ -1,5 +1,7 @@
 """Identity, except that it raises when asked to: for error-path tests."""
 
+import numpy as np
+
 from taichu_serve import Service
 
 
@@ -11,4 +13,10 @@ class FailingService(Service):
             return [1, 2, 3]
         if "return_object" in data:
             return {"out": object()}
+        if "return_none" in data:
+            return None
+        if "return_set" in data:
+            return {1, 2}
+        if "return_complex" in data:
+            return {"out": np.array([1 + 2j])}
         return data

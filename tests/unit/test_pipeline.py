@@ -38,7 +38,9 @@ class Counter(Service):
     def _postprocess(self, data, context):
         context["messages"] = context.get("messages", 0) + 1
         start = int(data["x"][0])
-        return ({"y": np.array([start + i]), "n": context["messages"]} for i in range(3))
+        return (
+            {"y": np.array([start + i]), "n": context["messages"]} for i in range(3)
+        )
 
 
 class AsyncCounter(Service):
@@ -71,10 +73,12 @@ def request(x, request_id="r1", outputs=None):
     )
 
 
-def both_doors(service, make_request, batch=0):
+def both_doors(service, make_request, batch=0, show_errors=False):
     """What infer() answers on the loop and infer_blocking() from a thread, or the
     error each raised."""
-    host = ModelHost(service("/nowhere"), "m", "1", max_batch_size=batch)
+    host = ModelHost(
+        service("/nowhere"), "m", "1", max_batch_size=batch, show_errors=show_errors
+    )
 
     async def run():
         loop = asyncio.get_running_loop()
@@ -116,6 +120,10 @@ def test_only_the_requested_outputs_and_a_clear_error_for_a_missing_one():
 def test_a_hook_that_raises_or_returns_no_dict_is_a_model_failure():
     for error in both_doors(Broken, lambda: request([1])):
         assert isinstance(error, ModelFailed)
+        assert str(error) == (
+            "the model failed on request r1; the server log has its error"
+        )
+    for error in both_doors(Broken, lambda: request([1]), show_errors=True):
         assert str(error) == "the model raised ValueError: bad weights"
     for error in both_doors(ReturnsList, lambda: request([1])):
         assert isinstance(error, ModelFailed)

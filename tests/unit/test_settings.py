@@ -76,6 +76,11 @@ def test_a_flag_beats_the_environment_which_beats_the_file(tmp_path, monkeypatch
         ("[limits]\nmax_qps = -1\n", "must not be negative"),
         ("[metrics]\nenabled = maybe\n", "is not true or false"),
         ("[server]\nhttp_port = 9\ngrpc_port = 9\n", "are both 9"),
+        (
+            "[server]\nlog_level = verbose\n",
+            "config.ini [server] log_level: 'verbose' is not one of debug, info, "
+            "warning, error",
+        ),
     ],
 )
 def test_bad_values_name_the_file_key_and_value(tmp_path, text, message):
@@ -116,3 +121,41 @@ def test_resources_are_checked(tmp_path, text, message):
     assert message in str(caught.value)
     config.write_text("[resources]\ncpu = 500m\nmemory = 4Gi\n")
     assert load_resources(config)["memory"] == "4Gi"
+
+
+def test_log_level_is_taken_in_any_case(tmp_path):
+    settings = load_settings(["--log-level", "WARNING"], environ={})
+    assert settings.log_level == "warning"
+
+
+def test_2x_keys_are_read_as_the_keys_of_today_which_win_over_them(tmp_path, caplog):
+    config = tmp_path / "config.ini"
+    config.write_text(
+        "[server]\ninstances_num = 3\ngrpc_only = true\n"
+        "[rate-limiter]\nmax_concurrent_requests = 4\n"
+    )
+    settings = load_settings(["--config", str(config)], environ={})
+    assert (settings.workers, settings.max_concurrent_requests) == (3, 4)
+    said = caplog.text
+    assert (
+        "[server] instances_num is the taichu-serve 2.x name of [server] workers"
+        in said
+    )
+    assert (
+        "[rate-limiter] max_concurrent_requests is the taichu-serve 2.x name of "
+        "[limits] max_concurrent_requests" in said
+    )
+    assert (
+        "[server] grpc_only (taichu-serve 2.x) is ignored: both ports always serve"
+        in said
+    )
+    config.write_text("[server]\nworkers = 2\ninstances_num = 5\n")
+    assert load_settings(["--config", str(config)], environ={}).workers == 2
+
+
+def test_help_lists_each_flag_once_and_the_2x_spelling_still_works(capsys):
+    with pytest.raises(SystemExit):
+        load_settings(["--help"], environ={})
+    text = capsys.readouterr().out
+    assert "--http-port" in text and "--http_port" not in text
+    assert load_settings(["--http_port", "1234"], environ={}).http_port == 1234

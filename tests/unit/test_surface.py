@@ -9,8 +9,8 @@ from taichu_runtime.surface import (
     HTTP_ROUTES,
     INFER_ROUTE,
     PUBLIC_GRPC_METHODS,
-    PUBLIC_HTTP_PATHS,
     path_regex,
+    public_http_paths,
 )
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
@@ -24,13 +24,10 @@ def test_the_infer_regex_matches_both_paths_and_nothing_else():
         assert pattern.fullmatch(path) is None
 
 
-def test_only_health_is_public():
-    assert PUBLIC_HTTP_PATHS == {
-        "/v2/health/live",
-        "/v2/health/ready",
-        "/health/live",
-        "/health/ready",
-    }
+def test_only_health_and_metrics_are_public():
+    health = {"/v2/health/live", "/v2/health/ready", "/health/live", "/health/ready"}
+    assert public_http_paths(metrics_need_token=False) == health | {"/metrics"}
+    assert public_http_paths(metrics_need_token=True) == health
     assert {m.rsplit("/", 1)[1] for m in PUBLIC_GRPC_METHODS} == {
         "ServerLive",
         "ServerReady",

@@ -9,7 +9,7 @@ import logging
 import sys
 
 from .logs import configure_logging
-from .settings import SettingsError, load_settings
+from .settings import USER_MISTAKE, SettingsError, check_tls_files, load_settings
 from .sockets import StartupError, bind_http_socket
 from .supervisor import run_workers
 
@@ -19,9 +19,10 @@ logger = logging.getLogger("taichu_runtime")
 def main(argv=None) -> int:
     try:
         settings = load_settings(argv)
+        check_tls_files(settings)
     except SettingsError as error:
         print(f"taichu_runtime: error: {error}", file=sys.stderr)
-        return 2
+        return USER_MISTAKE
     configure_logging(settings.log_level, settings.json_logs)
 
     try:

@@ -11,7 +11,7 @@ from pathlib import Path
 from . import service as service_module
 from .governance.tracing import NoTracing
 from .pipeline import ModelHost
-from .settings import Settings
+from .settings import OPTIONS, Settings
 
 logger = logging.getLogger("taichu_runtime")
 
@@ -29,9 +29,28 @@ def alias_taichu_serve() -> None:
     sys.modules["taichu_serve"] = service_module
 
 
+LEGACY_SERVICE_FILE = "model_service.py"  # what taichu-serve 2.x packages call it
+(DEFAULT_SERVICE_FILE,) = [o.default for o in OPTIONS if o.key == "service_file"]
+
+
+def service_file(settings: Settings) -> Path:
+    """The file that defines the Service: service_file, or a 2.x package's
+    model_service.py when service_file is left at its default and is missing."""
+    path = Path(settings.service_file)
+    if not path.is_file() and settings.service_file == DEFAULT_SERVICE_FILE:
+        legacy = path.with_name(LEGACY_SERVICE_FILE)
+        if legacy.is_file():
+            logger.info("no %s: serving the 2.x package's %s", path, legacy)
+            return legacy.resolve()
+    return path.resolve()
+
+
 def import_service_file(path: Path):
     if not path.is_file():
-        raise LoadError(f"service file {path} not found")
+        raise LoadError(
+            f"service file {path} not found; run from the project directory or set "
+            "[model] service_file (TAICHU_SERVICE_FILE, --service-file)"
+        )
     alias_taichu_serve()
     sys.path.insert(0, str(path.parent))
     spec = importlib.util.spec_from_file_location(path.stem, path)
@@ -80,7 +99,7 @@ def load_model(settings: Settings, on_class=None) -> ModelHost:
     the (maybe long) __init__; it returns (metrics, tracing) for the model to use.
     """
     started = time.perf_counter()
-    module = import_service_file(Path(settings.service_file).resolve())
+    module = import_service_file(service_file(settings))
     cls = find_service_class(module)
     name = settings.model_name or cls.__name__
     metrics, tracing = on_class(name) if on_class else (None, NoTracing())
@@ -99,6 +118,7 @@ def load_model(settings: Settings, on_class=None) -> ModelHost:
         tracing=tracing,
         max_batch_size=settings.max_batch_size,
         max_batch_delay=settings.max_batch_delay_ms / 1000,
+        show_errors=settings.show_model_errors,
     )
     warmup = getattr(service, "_warmup", None)
     if warmup is not None:

@@ -11,14 +11,55 @@ their result becomes:
   FIELDS      the generate extension's JSON fields -> that dict;  result -> JSON fields
 """
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional
 
 import numpy as np
 
+from .errors import InvalidInput
+
 TENSORS = "tensors"
 PARAMETERS = "parameters"
 FIELDS = "fields"
+
+# A request id travels in headers, gRPC metadata and log lines: short printable ASCII.
+MAX_ID_LENGTH = 256
+_PRINTABLE_ID = re.compile(r"[\x20-\x7e]{1,%d}" % MAX_ID_LENGTH)
+# Parameters deeper than this are refused: a response echoing them could not be written.
+MAX_NESTING = 32
+
+
+def is_valid_id(text: str) -> bool:
+    return _PRINTABLE_ID.fullmatch(text) is not None
+
+
+def checked_id(value: Any) -> str:
+    """A request's own `id`, or "" if it has none; InvalidInput if it could not travel."""
+    if value is None or value == "":
+        return ""
+    text = value if type(value) is str else str(value)
+    if _PRINTABLE_ID.fullmatch(text) is None:
+        raise InvalidInput(
+            f"'id' must be printable ASCII of at most {MAX_ID_LENGTH} characters"
+        )
+    return text
+
+
+def check_nesting(value: Any, what: str) -> None:
+    """InvalidInput if dicts and lists in `value` nest deeper than MAX_NESTING."""
+    level, depth = [value], 0
+    while level:
+        depth += 1
+        if depth > MAX_NESTING:
+            raise InvalidInput(f"{what} nested deeper than {MAX_NESTING} levels")
+        deeper: List[Any] = []
+        for item in level:
+            if type(item) is dict:
+                deeper.extend(item.values())
+            elif type(item) is list:
+                deeper.extend(item)
+        level = deeper
 
 
 @dataclass

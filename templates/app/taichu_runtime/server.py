@@ -31,11 +31,12 @@ from .grpc_api.call_pool import CallPool
 from .grpc_api.health import add_health
 from .grpc_api.servicer import Pools, add_services
 from .http_api.app import create_app
-from .loader import load_model
-from .settings import Settings
+from .loader import LoadError, load_model
+from .settings import USER_MISTAKE, Settings
 from .sockets import StartupError, grpc_address
 from .state import ServerState
-from .warmup import replay
+from .surface import public_http_paths
+from .warmup import WarmupError, replay
 
 logger = logging.getLogger("taichu_runtime")
 
@@ -73,7 +74,9 @@ def start_grpc(settings: Settings, state: ServerState, guard: Guard, loop):
     )
     interceptors = []
     if settings.token:
-        interceptors.append(TokenInterceptor(settings.token, pools.spare))
+        interceptors.append(
+            TokenInterceptor(settings.token, guard.refused, pools.spare)
+        )
     calls = CallPool(state, pools.spare)
     server = grpc.server(
         calls,
@@ -107,9 +110,10 @@ def start_grpc(settings: Settings, state: ServerState, guard: Guard, loop):
     return server, calls
 
 
-def http_config(settings: Settings, app, ledger=None) -> uvicorn.Config:
+def http_config(settings: Settings, app, guard: Guard, ledger=None) -> uvicorn.Config:
     if settings.token:
-        app = BearerTokenMiddleware(app, settings.token)
+        public = public_http_paths(settings.metrics_require_token)
+        app = BearerTokenMiddleware(app, settings.token, public, guard.refused)
     tls: Dict[str, Any] = {}
     if settings.tls_cert:
         tls = {"ssl_certfile": settings.tls_cert, "ssl_keyfile": settings.tls_key}
@@ -180,7 +184,7 @@ async def serve(
         return guard.metrics, tracing
 
     app = create_app(state, guard, settings.max_request_size)
-    http_server = HttpServer(http_config(settings, app, ledger))
+    http_server = HttpServer(http_config(settings, app, guard, ledger))
     http_task = asyncio.create_task(http_server.serve(sockets=[http_socket]))
     logger.info(
         "listening: HTTP %s:%d, gRPC %s",
@@ -201,7 +205,11 @@ async def serve(
             grpc_calls.start(host, call_threads(settings, host))
             state.set_loaded(host)
             logger.info("ready")
-        except Exception:
+        except (LoadError, WarmupError) as error:  # the message says what to fix
+            logger.error("the model cannot be loaded: %s", error)
+            exit_code = USER_MISTAKE
+            stop.set()
+        except Exception:  # the service's own code raised: its traceback helps
             logger.exception("the model failed to load; stopping")
             exit_code = 1
             stop.set()

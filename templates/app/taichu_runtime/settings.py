@@ -13,9 +13,14 @@ import os
 import re
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 logger = logging.getLogger("taichu_runtime")
+
+
+# The exit code of a mistake the message says how to fix (a setting, the service file,
+# the warm-up file), as opposed to a crash.
+USER_MISTAKE = 2
 
 
 class SettingsError(Exception):
@@ -29,6 +34,7 @@ class Option:
     default: Any  # its type is the option's type
     help: str
     name: str = ""  # attribute of Settings; default: the key
+    choices: Tuple[str, ...] = ()  # the values allowed, if only some are
 
     @property
     def attr(self) -> str:
@@ -57,7 +63,13 @@ OPTIONS = (
     Option("server", "workers", 1, "processes, each with its own model instance"),
     Option("server", "max_request_size", 64 * MiB, "largest request or message, bytes"),
     Option("server", "shutdown_timeout", 30.0, "seconds to finish in-flight work"),
-    Option("server", "log_level", "info", "debug, info, warning or error"),
+    Option(
+        "server",
+        "log_level",
+        "info",
+        "debug, info, warning or error",
+        choices=("debug", "info", "warning", "error"),
+    ),
     Option("model", "name", "", "model name; empty: the class name", name="model_name"),
     Option("model", "version", "1", "model version", name="model_version"),
     Option("model", "model_path", "models", "directory given to the service"),
@@ -67,6 +79,13 @@ OPTIONS = (
     Option("limits", "request_timeout", 0.0, "seconds in queue + model; 0: none"),
     Option("limits", "max_qps", 0.0, "requests per second, all workers; 0: no limit"),
     Option("metrics", "enabled", True, "Prometheus text at /metrics", name="metrics"),
+    Option(
+        "metrics",
+        "require_token",
+        False,
+        "/metrics needs the token too (annotation scrapers send none)",
+        name="metrics_require_token",
+    ),
     Option("tracing", "otlp_endpoint", "", "OTLP gRPC endpoint; empty: tracing off"),
     Option("tracing", "service_name", "taichu-serve", "service.name of the spans"),
     Option("logging", "json", False, "log lines as JSON", name="json_logs"),
@@ -75,6 +94,12 @@ OPTIONS = (
     Option("security", "token", "", "bearer token every non-health call needs"),
     Option("security", "tls_cert", "", "PEM certificate: serve TLS on both ports"),
     Option("security", "tls_key", "", "PEM private key of tls_cert"),
+    Option(
+        "security",
+        "show_model_errors",
+        False,
+        "clients see the model's exception text, not only the request id",
+    ),
     Option("batching", "max_batch_size", 0, "requests per _inference call; 0/1: off"),
     Option("batching", "max_batch_delay_ms", 5.0, "longest wait for a batch to fill"),
 )
@@ -89,6 +114,16 @@ RESOURCES = (
     Option("resources", "max_replicas", 4, "the autoscaler's upper bound"),
 )
 IGNORED_SECTIONS = ("resources",)
+
+# Keys of taichu-serve 2.x: read as the key of today that means the same, or explained.
+RENAMED = {
+    ("server", "instances_num"): ("server", "workers"),
+    ("rate-limiter", "max_concurrent_requests"): ("limits", "max_concurrent_requests"),
+}
+RETIRED = {
+    ("server", "grpc_only"): "both ports always serve; to keep HTTP private, "
+    "publish only grpc_port",
+}
 
 SECTIONS = sorted({o.section for o in OPTIONS})
 
@@ -111,6 +146,7 @@ class Settings:
     request_timeout: float
     max_qps: float
     metrics: bool
+    metrics_require_token: bool
     otlp_endpoint: str
     service_name: str
     json_logs: bool
@@ -119,6 +155,7 @@ class Settings:
     token: str
     tls_cert: str
     tls_key: str
+    show_model_errors: bool
     max_batch_size: int
     max_batch_delay_ms: float
 
@@ -142,6 +179,11 @@ def _convert(option: Option, raw: str, origin: str) -> Any:
         raise SettingsError(f"{origin}: {text!r} is not a valid {kind}") from None
     if option.type in (int, float) and value < 0:
         raise SettingsError(f"{origin}: {text!r} must not be negative")
+    if option.choices:
+        value = value.lower()
+        if value not in option.choices:
+            allowed = ", ".join(option.choices)
+            raise SettingsError(f"{origin}: {text!r} is not one of {allowed}")
     return value
 
 
@@ -185,21 +227,32 @@ def _from_config(path: Path) -> dict:
     if not path.is_file():
         return {}
     parser = read_config(path)
-    values = {}
+    values: Dict[str, Any] = {}
+    renamed: Dict[str, Any] = {}  # 2.x keys: the key of today wins over them
     known = {(o.section, o.key): o for o in OPTIONS}
     for section in parser.sections():
         for key, raw in parser.items(section):
-            option = known.get((section, key))
-            if option is None:
-                if section not in IGNORED_SECTIONS:
-                    logger.warning(
-                        "%s: unknown key [%s] %s ignored", path, section, key
-                    )
-                continue
             origin = f"{path.name} [{section}] {key}"
-            values[option.attr] = _convert(option, raw, origin)
-
-    return values
+            option = known.get((section, key))
+            if (section, key) in RENAMED:
+                new_section, new_key = RENAMED[section, key]
+                logger.warning(
+                    "%s is the taichu-serve 2.x name of [%s] %s: read as that; "
+                    "rename it",
+                    origin,
+                    new_section,
+                    new_key,
+                )
+                option = known[new_section, new_key]
+                renamed[option.attr] = _convert(option, raw, origin)
+            elif (section, key) in RETIRED:
+                reason = RETIRED[section, key]
+                logger.warning("%s (taichu-serve 2.x) is ignored: %s", origin, reason)
+            elif option is not None:
+                values[option.attr] = _convert(option, raw, origin)
+            elif section not in IGNORED_SECTIONS:
+                logger.warning("%s: unknown key [%s] %s ignored", path, section, key)
+    return {**renamed, **values}
 
 
 def _from_env(environ: Mapping) -> dict:
@@ -220,9 +273,11 @@ def argument_parser() -> argparse.ArgumentParser:
         "--config", help="path of config.ini (default: config.ini, if there is one)"
     )
     for o in OPTIONS:
-        parser.add_argument(
-            *o.flags, dest=o.attr, metavar=o.type.__name__.upper(), help=o.help
-        )
+        first, *aliases = o.flags
+        metavar = o.type.__name__.upper()
+        parser.add_argument(first, dest=o.attr, metavar=metavar, help=o.help)
+        for alias in aliases:  # --http_port as in 2.x: accepted, not listed
+            parser.add_argument(alias, dest=o.attr, help=argparse.SUPPRESS)
     return parser
 
 
@@ -251,3 +306,21 @@ def load_settings(
     if bool(settings.tls_cert) != bool(settings.tls_key):
         raise SettingsError("tls_cert and tls_key go together: set both or neither")
     return settings
+
+
+def check_tls_files(settings: Settings) -> None:
+    """SettingsError naming the files unless tls_cert and tls_key load together (a
+    bad PEM, a key of another certificate, a file that cannot be read)."""
+    if not settings.tls_cert:
+        return
+    import ssl
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(settings.tls_cert, settings.tls_key)
+    except OSError as error:  # ssl.SSLError included
+        reason = error.strerror or getattr(error, "reason", None) or str(error)
+        raise SettingsError(
+            f"tls_cert {settings.tls_cert} and tls_key {settings.tls_key} cannot be "
+            f"used: {reason}"
+        ) from None

@@ -29,7 +29,7 @@ import time
 from typing import Any, Callable, List, Optional
 
 from .crash_replies import ConnectionLedger, HeldConnections
-from .settings import Settings
+from .settings import USER_MISTAKE, Settings
 from .sockets import check_port_free
 
 logger = logging.getLogger("taichu_runtime")
@@ -165,7 +165,8 @@ class Supervisor:
                         worker.name,
                         worker.exitcode,
                     )
-                    exit_code = 1
+                    failed = worker.exitcode == USER_MISTAKE
+                    exit_code = USER_MISTAKE if failed else 1
                     self.stop()
                     break
                 logger.error(
@@ -179,7 +180,7 @@ class Supervisor:
         for index in range(len(self.workers)):
             self.release(index)
         if any(w and w.exitcode for w in self.workers):
-            exit_code = 1
+            exit_code = exit_code or 1
         return exit_code
 
     def _forget(self, worker) -> None:

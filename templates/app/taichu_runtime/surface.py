@@ -40,7 +40,9 @@ HTTP_ROUTES = (
     HttpRoute("GET", "/v2/health/ready", "ready", public=True),
     HttpRoute("GET", "/health/live", "live", public=True),  # the paths of 2.x
     HttpRoute("GET", "/health/ready", "ready", public=True),
-    HttpRoute("GET", "/metrics", "prometheus_metrics"),
+    # Public unless [metrics] require_token: scrapers that find the pod by its
+    # annotations send no token.
+    HttpRoute("GET", "/metrics", "prometheus_metrics", public=True),
     HttpRoute("GET", "/v2", "server_metadata"),
     HttpRoute("GET", "/v2/models", "list_models"),
     _model_route("GET", "", "model_metadata"),
@@ -54,6 +56,16 @@ HTTP_ROUTES = (
 PUBLIC_HTTP_PATHS: FrozenSet[str] = frozenset(
     path for route in HTTP_ROUTES if route.public for path in route.paths
 )
+
+
+METRICS_PATH = "/metrics"
+
+
+def public_http_paths(metrics_need_token: bool) -> FrozenSet[str]:
+    """The paths served without the token."""
+    if metrics_need_token:
+        return PUBLIC_HTTP_PATHS - {METRICS_PATH}
+    return PUBLIC_HTTP_PATHS
 
 
 def path_regex(route: HttpRoute) -> "re.Pattern[str]":

@@ -77,11 +77,23 @@ def _does_not_fit(tensor: str, datatype: str, error: Exception) -> InvalidInput:
     return InvalidInput(f"input '{tensor}': data does not fit {datatype}: {error}")
 
 
+MAX_DIMS = 64  # numpy's limit
+_MAX_ELEMENTS = 2**63 - 1  # numpy's: a shape's product must fit in an int64
+
+
 def check_shape(shape: Any, tensor: str) -> Tuple[int, ...]:
     if not isinstance(shape, (list, tuple)) or not all(
         isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
     ):
         raise _bad_shape(tensor, shape)
+    if len(shape) > MAX_DIMS:
+        raise InvalidInput(
+            f"input '{tensor}': a shape has at most {MAX_DIMS} dimensions, "
+            f"got {len(shape)}"
+        )
+    # Even with no element, numpy refuses a shape whose other dims overflow.
+    if math.prod(d for d in shape if d) > _MAX_ELEMENTS:
+        raise InvalidInput(f"input '{tensor}': shape {list(shape)} is too large")
     return tuple(shape)
 
 
@@ -130,12 +142,31 @@ def from_list(tensor: str, datatype: str, shape: Any, data: Any) -> np.ndarray:
         array = np.empty(expected, dtype=object)
         array[:] = [_as_bytes(item, tensor) for item in flat]
         return array.reshape(shape)
-    if datatype == "BOOL" and not all(isinstance(v, (bool, np.bool_)) for v in flat):
-        raise InvalidInput(f"input '{tensor}': BOOL data must be true or false")
-    try:
+    if datatype == "BOOL":
+        if not all(isinstance(v, (bool, np.bool_)) for v in flat):
+            raise InvalidInput(f"input '{tensor}': BOOL data must be true or false")
         return np.asarray(flat, dtype=dtype).reshape(shape)
+    if not flat:
+        return np.empty(shape, dtype)
+    # numpy would turn 1.7 into 1, "12" into 12 and null into NaN: what the values
+    # are is read first, then they are converted.
+    try:
+        values = np.asarray(flat)
+        if values.dtype.kind not in _KINDS_FOR[dtype.kind]:
+            what = "integers" if dtype.kind in "iu" else "numbers"
+            raise InvalidInput(f"input '{tensor}': {datatype} data must be {what}")
+        if values.dtype == dtype:
+            return values.reshape(shape)
+        if dtype.kind in "iu":  # out-of-range integers raise here
+            return np.asarray(flat, dtype=dtype).reshape(shape)
+        return values.astype(dtype).reshape(shape)
     except (ValueError, TypeError, OverflowError) as error:
         raise _does_not_fit(tensor, datatype, error) from None
+
+
+# The kinds of values (numpy's inference from the JSON values) each kind of datatype
+# takes: integers for integer tensors; integers or floats for float ones.
+_KINDS_FOR = {"i": "iu", "u": "iu", "f": "iuf"}
 
 
 def from_contents(
@@ -146,8 +177,7 @@ def from_contents(
     if datatype == "BYTES":
         return from_list(tensor, datatype, shape, list(values))
     dtype = dtype_for(datatype, tensor)
-    if shape and min(shape) < 0:
-        raise _bad_shape(tensor, shape)
+    check_shape(shape, tensor)
     expected = _element_count(shape)
     if len(values) != expected:
         raise _wrong_count(tensor, shape, expected, len(values))

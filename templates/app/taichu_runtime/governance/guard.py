@@ -10,8 +10,9 @@ import threading
 import time
 from typing import Awaitable, Mapping, Optional
 
-from ..errors import RequestTimeout, ServingError, TooManyRequests
+from ..errors import RequestTimeout, ServingError, TooManyRequests, Unauthenticated
 from ..logs import ACCESS_LOG, REQUEST_ID, new_request_id
+from ..protocol import is_valid_id
 from .rate_limit import RateLimit
 
 CLIENT_CLOSED = 499  # status recorded when the client goes away first
@@ -40,7 +41,14 @@ class Call:
         self.guard = guard
         self.protocol = protocol
         self.model = model
-        given = headers.get("x-request-id")
+        # x_request_id: the header taichu-serve 2.x read. An id that could not travel
+        # back in a header or metadata (or would forge a log line) is not taken; a
+        # body id is checked where the body is decoded.
+        given = headers.get("x-request-id") or headers.get("x_request_id")
+        if given and not is_valid_id(given):
+            given = None
+        if body_id and not is_valid_id(body_id):
+            body_id = ""
         self.request_id = given or body_id or new_request_id()
         self.id_from_client = bool(given)
         self.started = started or time.perf_counter()  # perf_counter() of arrival
@@ -153,6 +161,17 @@ class Guard:
             ACCESS_LOG.add(
                 call.request_id, call.model, call.protocol, call.status, seconds * 1000
             )
+
+    def refused(self, protocol: str, target: str, request_id: Optional[str]) -> None:
+        """A request turned away before the guard (no valid token): counted and logged
+        like any other answer, under the path or method it asked for."""
+        status = Unauthenticated.http_status
+        if self.metrics is not None:
+            self.metrics.request_done(protocol, status, 0.0)
+        if self.access_log:
+            if not (request_id and is_valid_id(request_id)):
+                request_id = new_request_id()
+            ACCESS_LOG.add(request_id, target, protocol, status, 0.0)
 
     def time_limit(
         self, remaining: Optional[float] = None, waited: float = 0.0

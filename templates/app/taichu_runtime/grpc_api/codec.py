@@ -11,7 +11,7 @@ from typing import Any, Callable, Mapping
 from ..errors import InvalidInput
 from ..proto import open_inference_pb2 as v2_pb2
 from ..proto import taichu_infer_pb2 as legacy_pb2
-from ..protocol import PARAMETERS, TENSORS, InferRequest, InferResponse
+from ..protocol import PARAMETERS, TENSORS, InferRequest, InferResponse, checked_id
 from ..tensors import datatype_of, from_contents, from_list, from_raw, to_raw
 from . import parameters
 
@@ -100,7 +100,7 @@ def decode_request(
     params = {}
     if message.parameters:  # iterating even an empty protobuf map is slow
         params = {
-            key: dialect.read_parameter(value)
+            key: parameters.read(dialect.read_parameter, key, value)
             for key, value in message.parameters.items()
         }
     raw = message.raw_input_contents
@@ -110,10 +110,16 @@ def decode_request(
         )
     if message.inputs:
         mode = TENSORS
-        data = {
-            tensor.name: _decode_input(tensor, raw[i] if raw else None)
-            for i, tensor in enumerate(message.inputs)
-        }
+        data = {}
+        for i, tensor in enumerate(message.inputs):
+            if tensor.name in data:
+                raise InvalidInput(f"input '{tensor.name}' appears more than once")
+            if raw and tensor.HasField("contents"):
+                raise InvalidInput(
+                    f"input '{tensor.name}' has both typed contents and "
+                    "raw_input_contents; send one or the other"
+                )
+            data[tensor.name] = _decode_input(tensor, raw[i] if raw else None)
     elif params:
         data, mode = params, PARAMETERS  # 2.x style: the parameters are the data
     else:
@@ -121,7 +127,7 @@ def decode_request(
     request = InferRequest(
         model_name=message.model_name,
         model_version=message.model_version,
-        id=message.id,
+        id=checked_id(message.id),
         parameters=params,
         data=data,
         mode=mode,

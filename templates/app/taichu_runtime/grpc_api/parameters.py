@@ -8,10 +8,13 @@ v2 (`inference`): one of bool/int64/string/double/uint64; values it cannot hold
 double_param, json_param) for current ones.
 """
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import orjson
+
+from ..errors import InvalidInput
+from ..protocol import check_nesting
 
 _INT64 = range(-(2**63), 2**63)
 _UINT64 = range(0, 2**64)
@@ -51,9 +54,22 @@ def write_v2(parameter, value: Any) -> None:
         parameter.string_param = _json(value)
 
 
+def read(reader: Callable[[Any], Any], key: str, parameter) -> Any:
+    """A request parameter's value, by `reader`; InvalidInput names the parameter."""
+    try:
+        return reader(parameter)
+    except InvalidInput as error:
+        raise InvalidInput(f"parameter '{key}': {error}") from None
+
+
 def read_legacy(parameter) -> Any:
     if parameter.HasField("json_param"):
-        return orjson.loads(parameter.json_param)
+        try:
+            value = orjson.loads(parameter.json_param)
+        except orjson.JSONDecodeError:
+            raise InvalidInput("json_param is not valid JSON") from None
+        check_nesting(value, "json_param")
+        return value
     if parameter.HasField("int64_param"):
         return parameter.int64_param
     if parameter.HasField("double_param"):

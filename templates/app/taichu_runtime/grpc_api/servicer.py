@@ -143,6 +143,9 @@ class InferenceServicer:
                 reply = codec.encode_response(response, request, self.dialect)
         except ServingError as error:
             abort(context, error)
+        except Exception:  # a bug of ours: INTERNAL, not grpcio's bare UNKNOWN
+            logger.exception("unexpected error in ModelInfer")
+            abort(context, ServingError("internal server error"))
         context.set_trailing_metadata((("x-request-id", call.request_id),))
         return reply
 
@@ -197,6 +200,9 @@ class InferenceServicer:
                     responses.close()  # a cancelled stream closes the model's generator
         except ServingError as error:
             yield dialect.stream_error(str(error), message.id)
+        except Exception:  # a bug of ours: this message fails, the stream goes on
+            logger.exception("unexpected error in ModelStreamInfer")
+            yield dialect.stream_error("internal server error", message.id)
         if final_flag:
             last = pb2.ModelInferResponse(
                 model_name=message.model_name,

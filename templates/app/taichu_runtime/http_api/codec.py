@@ -7,13 +7,23 @@ bytes of the body are the JSON; the raw data of inputs whose parameters carry
 request asks (`binary_data` on an output, or `binary_data_output` for all).
 """
 
+import json
+import math
 from typing import Any, Dict, List, Mapping, Tuple
 
 import numpy as np
 import orjson
 
 from ..errors import InvalidInput, ModelFailed
-from ..protocol import FIELDS, PARAMETERS, TENSORS, InferRequest, InferResponse
+from ..protocol import (
+    FIELDS,
+    PARAMETERS,
+    TENSORS,
+    InferRequest,
+    InferResponse,
+    check_nesting,
+    checked_id,
+)
 from ..tensors import bytes_as_text, datatype_of, from_list, from_raw, to_raw
 
 HEADER_LENGTH = "inference-header-content-length"
@@ -73,6 +83,8 @@ def _decode_inputs(documents: Any, binary: memoryview) -> Dict[str, np.ndarray]:
         name = doc.get("name")
         if not isinstance(name, str) or not name:
             raise InvalidInput(f"inputs[{position}] has no 'name'")
+        if name in inputs:
+            raise InvalidInput(f"input '{name}' appears more than once")
         datatype, shape = doc.get("datatype"), doc.get("shape")
         if not isinstance(datatype, str) or shape is None:
             raise InvalidInput(f"input '{name}' needs 'datatype' and 'shape'")
@@ -102,7 +114,12 @@ def _load_object(body: bytes) -> Dict[str, Any]:
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as error:
-        raise InvalidInput(f"the request body is not valid JSON: {error}") from None
+        # NaN and Infinity, as Triton's clients write them (and we do): Python's json
+        # reads those; anything it cannot read either is reported as orjson saw it.
+        try:
+            doc = json.loads(body)
+        except (ValueError, RecursionError):
+            raise InvalidInput(f"the request body is not valid JSON: {error}") from None
     if not isinstance(doc, dict):
         raise InvalidInput("the request body must be a JSON object")
     return doc
@@ -115,6 +132,8 @@ def decode_request(
     json_part, binary = _split_body(body, headers)
     doc = _load_object(json_part)
     parameters = _object(doc.get("parameters"), "'parameters'")
+    if parameters:
+        check_nesting(parameters, "'parameters'")
     if "inputs" in doc:
         data, mode = _decode_inputs(doc["inputs"], binary), TENSORS
     elif "parameters" in doc:
@@ -124,7 +143,7 @@ def decode_request(
     request = InferRequest(
         model_name=model_name,
         model_version=model_version,
-        id=str(doc.get("id") or ""),
+        id=checked_id(doc.get("id")),
         parameters=parameters,
         data=data,
         mode=mode,
@@ -143,6 +162,12 @@ def decode_request(
             for o in outputs
         }
     return request
+
+
+def _finite(values: np.ndarray) -> bool:
+    """No NaN or Infinity in a float array. One dot product is the cheap check; the
+    element-wise one runs only when it is not finite (maybe a mere overflow)."""
+    return math.isfinite(values.dot(values)) or bool(np.isfinite(values).all())
 
 
 def _wants_binary(request: InferRequest, name: str) -> bool:
@@ -181,7 +206,12 @@ def encode_response(
             if is_base64:
                 output["parameters"] = {"content_type": "base64"}
         else:
-            output["data"] = np.ascontiguousarray(array).reshape(-1)
+            values: Any = np.ascontiguousarray(array).reshape(-1)
+            if values.dtype.kind == "f" and not _finite(values):
+                # JSON has no NaN or Infinity; written as Triton and Python's json
+                # write them (and read them back), never silently turned into null.
+                values = orjson.Fragment(json.dumps(values.tolist()))
+            output["data"] = values
         outputs.append(output)
     document["outputs"] = outputs
     header = dumps(document)
@@ -198,11 +228,12 @@ def decode_generate(
     """A generate request (Triton's generate extension): a flat JSON object whose fields,
     all but `id` and `parameters`, are the hooks' input_data as they are."""
     doc = _load_object(body)
+    check_nesting(doc, "the request")
     fields = {k: v for k, v in doc.items() if k not in ("id", "parameters")}
     return InferRequest(
         model_name=model_name,
         model_version=model_version,
-        id=str(doc.get("id") or ""),
+        id=checked_id(doc.get("id")),
         parameters=_object(doc.get("parameters"), "'parameters'"),
         data=fields,
         mode=FIELDS,

@@ -18,7 +18,6 @@ from typing import Any, Dict, List, Optional
 
 from ..errors import ModelFailed
 from ..governance.tracing import NoTracing
-from ..protocol import InferRequest
 from ..service import Service
 from .batching import Batcher
 from .threads import ModelThreads
@@ -29,16 +28,27 @@ HOOKS = ("_preprocess", "_inference", "_postprocess")
 STAGES = ("preprocess", "inference", "postprocess")
 
 
-def model_failed(error: Exception) -> ModelFailed:
-    message = str(error) or "(no message)"
-    return ModelFailed(f"the model raised {type(error).__name__}: {message}")
+class Failures:
+    """What a client is told when the model raised. By default only that it failed,
+    and the request id under which the log has the traceback: an exception's text can
+    hold paths, data or secrets. With [security] show_model_errors, the exception
+    itself (handy while developing)."""
 
+    def __init__(self, show: bool = False) -> None:
+        self.show = show
 
-def logged_failure(request: InferRequest, error: Exception) -> ModelFailed:
-    """What the client gets when a hook raised; the traceback goes to the log (call
-    it in the `except` block)."""
-    logger.exception("request %s: the model raised", request.id)
-    return model_failed(error)
+    def of(self, error: Exception, request_id: str) -> ModelFailed:
+        if self.show:
+            message = str(error) or "(no message)"
+            return ModelFailed(f"the model raised {type(error).__name__}: {message}")
+        return ModelFailed(
+            f"the model failed on request {request_id}; the server log has its error"
+        )
+
+    def logged(self, error: Exception, request_id: str, what: str) -> ModelFailed:
+        """of(), with the traceback in the log (call it in the `except` block)."""
+        logger.exception("request %s: %s", request_id, what)
+        return self.of(error, request_id)
 
 
 class Hooks:

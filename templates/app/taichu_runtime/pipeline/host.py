@@ -15,6 +15,7 @@ Both doors take the same steps, each written once: the context, admission
 
 import asyncio
 import concurrent.futures
+import logging
 import os
 import time
 from collections.abc import AsyncIterator
@@ -26,10 +27,14 @@ from ..logs import new_request_id
 from ..protocol import InferRequest, InferResponse
 from ..service import Service
 from .admission import Admission
-from .hooks import Hooks, logged_failure
+from .hooks import Failures, Hooks
 from .responses import Responses
 from .streams import StreamItems, is_stream
 from .threads import ModelThreads
+
+logger = logging.getLogger("taichu_runtime")
+
+RAISED = "the model raised"
 
 
 class ModelHost:
@@ -44,6 +49,7 @@ class ModelHost:
         tracing=NoTracing(),
         max_batch_size: int = 0,
         max_batch_delay: float = 0.005,
+        show_errors: bool = False,
     ) -> None:
         self.service = service
         self.name = name
@@ -58,7 +64,8 @@ class ModelHost:
         # batching): then a gRPC thread hands it over with no stop on the event loop.
         self.on_model_threads = self.hooks.on_model_threads
         self._run_sync = self.hooks.run_sync
-        self.items = StreamItems(self._threads, tracing)
+        self.failures = Failures(show_errors)
+        self.items = StreamItems(self._threads, tracing, self.failures)
         self.responses = Responses(name, version)
 
     def check(self, name: str, version: str = "") -> None:
@@ -102,10 +109,12 @@ class ModelHost:
         """The response of infer(): a stream is an error there."""
         if is_stream(result):
             self.items.close(result, loop)
-            raise ModelFailed(
+            error = ModelFailed(
                 "_postprocess returned a stream; call a streaming endpoint "
                 "(ModelStreamInfer or generate_stream)"
             )
+            logger.error("request %s: %s", request.id, error)
+            raise error
         return self.responses.of(request, result)
 
     # -- the event-loop door -----------------------------------------------------------
@@ -128,9 +137,9 @@ class ModelHost:
             yield self.responses.of(request, result)
             return
         if isinstance(result, AsyncIterator):
-            items = self.items.awaited(result)
+            items = self.items.awaited(result, request.id)
         else:
-            items = self.items.pulled(result)
+            items = self.items.pulled(result, request.id)
         try:
             async for item in items:
                 yield self.responses.of_item(request, item)
@@ -167,7 +176,7 @@ class ModelHost:
         except ServingError:
             raise
         except Exception as error:
-            raise logged_failure(request, error) from None
+            raise self.failures.logged(error, request.id, RAISED) from None
 
     # -- the thread door (gRPC) --------------------------------------------------------
 
@@ -198,9 +207,9 @@ class ModelHost:
             yield self.responses.of(request, result)
             return
         if isinstance(result, AsyncIterator):
-            items = _iterate_on_loop(self.items.awaited(result), loop)
+            items = _iterate_on_loop(self.items.awaited(result, request.id), loop)
         else:
-            items = self.items.pulled_here(result)
+            items = self.items.pulled_here(result, request.id)
         try:
             for item in items:
                 yield self.responses.of_item(request, item)
@@ -233,7 +242,7 @@ class ModelHost:
         except ServingError:
             raise
         except Exception as error:
-            raise logged_failure(request, error) from None
+            raise self.failures.logged(error, request.id, RAISED) from None
 
     def _call_hooks_here(self, request: InferRequest, context: Dict[str, Any]) -> Any:
         """_call_hooks() for a sync service, on this gRPC thread (a stream's message)."""
@@ -246,7 +255,7 @@ class ModelHost:
         except ServingError:
             raise
         except Exception as error:
-            raise logged_failure(request, error) from None
+            raise self.failures.logged(error, request.id, RAISED) from None
         finally:
             self.admission.release()
 

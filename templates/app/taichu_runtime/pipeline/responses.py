@@ -3,12 +3,15 @@
 tensors (or, for parameters-only and 2.x requests, stay values), with only the
 outputs the request asked for."""
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
 from ..errors import InvalidInput, ModelFailed
 from ..protocol import FIELDS, PARAMETERS, InferRequest, InferResponse
 from ..tensors import as_output
+
+logger = logging.getLogger("taichu_runtime")
 
 
 class Responses:
@@ -17,34 +20,39 @@ class Responses:
         self.version = version
 
     def of(self, request: InferRequest, result: Any) -> InferResponse:
-        if type(result) is not dict and not isinstance(result, Mapping):
-            raise ModelFailed(
-                f"_postprocess must return a dict, got {type(result).__name__}"
-            )
-        response = InferResponse(
-            model_name=self.name,
-            model_version=self.version,
-            id=request.id,
-            mode=request.mode,
-        )
-        if request.mode in (PARAMETERS, FIELDS):
-            response.values = dict(result)
-            return response
-        # TENSORS
-        names = request.requested_outputs
-        if names is None:
-            names = list(result)
-        else:
-            missing = [name for name in names if name not in result]
-            if missing:
-                raise InvalidInput(
-                    f"requested output(s) {', '.join(missing)} not produced by the model; "
-                    f"it produced: {', '.join(map(str, result)) or 'nothing'}"
+        try:
+            if type(result) is not dict and not isinstance(result, Mapping):
+                raise ModelFailed(
+                    f"_postprocess must return a dict, got {type(result).__name__}"
                 )
-        response.outputs = {
-            str(name): as_output(str(name), result[name]) for name in names
-        }
-        return response
+            response = InferResponse(
+                model_name=self.name,
+                model_version=self.version,
+                id=request.id,
+                mode=request.mode,
+            )
+            if request.mode in (PARAMETERS, FIELDS):
+                response.values = dict(result)
+                return response
+            # TENSORS
+            names = request.requested_outputs
+            if names is None:
+                names = list(result)
+            else:
+                missing = [name for name in names if name not in result]
+                if missing:
+                    produced = ", ".join(map(str, result)) or "nothing"
+                    raise InvalidInput(
+                        f"requested output(s) {', '.join(missing)} not produced by "
+                        f"the model; it produced: {produced}"
+                    )
+            response.outputs = {
+                str(name): as_output(str(name), result[name]) for name in names
+            }
+            return response
+        except ModelFailed as error:  # the client is told; the operator must be too
+            logger.error("request %s: %s", request.id, error)
+            raise
 
     def of_item(self, request: InferRequest, item: Any) -> InferResponse:
         """One streamed item's response; an item that is no dict is text."""

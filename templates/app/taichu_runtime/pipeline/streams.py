@@ -13,7 +13,7 @@ import logging
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any, AsyncGenerator, Generator
 
-from .hooks import model_failed
+from .hooks import Failures
 from .threads import ModelThreads
 
 logger = logging.getLogger("taichu_runtime")
@@ -31,11 +31,14 @@ def is_stream(result: Any) -> bool:
 
 
 class StreamItems:
-    def __init__(self, threads: ModelThreads, tracing) -> None:
+    def __init__(self, threads: ModelThreads, tracing, failures: Failures) -> None:
         self._threads = threads
         self.tracing = tracing
+        self.failures = failures
 
-    async def pulled(self, iterator: Iterator) -> AsyncGenerator[Any, None]:
+    async def pulled(
+        self, iterator: Iterator, request_id: str
+    ) -> AsyncGenerator[Any, None]:
         """A sync iterator's items, each pulled on the model thread in its turn."""
         stepping = False  # next() is running on the model thread
         close_when_stepped = False
@@ -55,8 +58,8 @@ class StreamItems:
                     item = await step
                 except Exception as error:
                     finished = True
-                    logger.exception("a streamed item failed")
-                    raise model_failed(error) from None
+                    what = "a streamed item failed"
+                    raise self.failures.logged(error, request_id, what) from None
                 if item is _END:
                     finished = True
                     return
@@ -70,7 +73,9 @@ class StreamItems:
                 else:
                     self.close(iterator)
 
-    def pulled_here(self, iterator: Iterator) -> Generator[Any, None, None]:
+    def pulled_here(
+        self, iterator: Iterator, request_id: str
+    ) -> Generator[Any, None, None]:
         """pulled() for a gRPC stream's thread: each item pulled on this thread, in
         its turn (ModelThreads.run_here)."""
         finished = False
@@ -80,8 +85,8 @@ class StreamItems:
                     item = self._threads.run_here(self._next, iterator)
                 except Exception as error:
                     finished = True
-                    logger.exception("a streamed item failed")
-                    raise model_failed(error) from None
+                    what = "a streamed item failed"
+                    raise self.failures.logged(error, request_id, what) from None
                 if item is _END:
                     finished = True
                     return
@@ -90,14 +95,16 @@ class StreamItems:
             if not finished:
                 self.close(iterator)
 
-    async def awaited(self, iterator: AsyncIterator) -> AsyncGenerator[Any, None]:
+    async def awaited(
+        self, iterator: AsyncIterator, request_id: str
+    ) -> AsyncGenerator[Any, None]:
         """An async iterator's items, on the event loop."""
         try:
             async for item in iterator:
                 yield item
         except Exception as error:
-            logger.exception("a streamed item failed")
-            raise model_failed(error) from None
+            what = "a streamed item failed"
+            raise self.failures.logged(error, request_id, what) from None
         finally:
             close = getattr(iterator, "aclose", None)
             if close is not None:

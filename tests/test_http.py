@@ -197,3 +197,14 @@ def test_tritonclient_http_sixteen_megabytes(triton):
     big = np.random.rand(4 * 1024 * 1024).astype(np.float32)  # 16 MiB
     result = triton.infer(MODEL, [triton_input("big", big, "FP32")])
     assert np.array_equal(result.as_numpy("big"), big)
+
+
+def test_openapi_document_is_valid_and_lists_every_route(server):
+    from openapi_spec_validator import validate
+
+    document = httpx.get(server.http + "/openapi.json").json()
+    validate(document)
+    infer = document["paths"]["/v2/models/{name}/versions/{version}/infer"]["post"]
+    assert [p["name"] for p in infer["parameters"]] == ["name", "version"]
+    assert "/v2/models/{name}/infer" in document["paths"]
+    assert "/v2/health/ready" in document["paths"]

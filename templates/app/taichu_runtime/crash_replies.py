@@ -83,11 +83,10 @@ class ConnectionLedger:
             sock.detach()  # the fd stays the transport's to close
 
 
-def http_protocol(ledger: ConnectionLedger) -> type:
-    """uvicorn's HTTP protocol, keeping `ledger` up to date for each connection
-    (plain HTTP only: a TLS connection cannot be answered by another process)."""
-    from uvicorn.protocols.http.auto import AutoHTTPProtocol
-
+def http_protocol(ledger: ConnectionLedger, base: type) -> type:
+    """The HTTP protocol `base` (uvicorn's, bounded), keeping `ledger` up to date for
+    each connection (plain HTTP only: a TLS connection cannot be answered by another
+    process)."""
     owed = ledger.owed
 
     class AnsweredTransport:
@@ -106,7 +105,7 @@ def http_protocol(ledger: ConnectionLedger) -> type:
         def __getattr__(self, name):
             return getattr(self._transport, name)
 
-    class LedgerHTTPProtocol(AutoHTTPProtocol):  # type: ignore[misc,valid-type]
+    class LedgerHTTPProtocol(base):  # type: ignore[misc,valid-type]
         _fd = SLOTS  # not tracked until connection_made
 
         def connection_made(self, transport) -> None:

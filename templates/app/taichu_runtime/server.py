@@ -31,9 +31,10 @@ from .grpc_api.call_pool import CallPool
 from .grpc_api.health import add_health
 from .grpc_api.servicer import Pools, add_services
 from .http_api.app import create_app
+from .http_api.connection_limits import bounded_protocol, connection_cap
 from .loader import LoadError, load_model
 from .settings import USER_MISTAKE, Settings
-from .sockets import StartupError, grpc_address
+from .sockets import StartupError, grpc_address, open_file_limit
 from .state import ServerState
 from .surface import public_http_paths
 from .warmup import WarmupError, replay
@@ -52,6 +53,8 @@ class HttpServer(uvicorn.Server):
 STREAM_THREADS = 1000
 # Threads for quick calls (readiness, metadata) and calls turned away at once.
 SPARE_THREADS = 16
+# Health watches open at once; more wait for one to end.
+WATCH_THREADS = 32
 # ModelInfer threads beyond the model's own, to take calls in and answer them while
 # the model works: fewer leave the model waiting for the next call, more pay thread
 # switches for nothing.
@@ -71,6 +74,7 @@ def start_grpc(settings: Settings, state: ServerState, guard: Guard, loop):
     pools = Pools(
         streams=ThreadPoolExecutor(STREAM_THREADS, thread_name_prefix="grpc_stream"),
         spare=ThreadPoolExecutor(SPARE_THREADS, thread_name_prefix="grpc_spare"),
+        watches=ThreadPoolExecutor(WATCH_THREADS, thread_name_prefix="grpc_watch"),
     )
     interceptors = []
     if settings.token:
@@ -84,11 +88,19 @@ def start_grpc(settings: Settings, state: ServerState, guard: Guard, loop):
         options=[
             ("grpc.max_receive_message_length", settings.max_request_size),
             ("grpc.max_send_message_length", -1),
+            # The bounds of [connections], as gRPC's core keeps them.
+            ("grpc.max_metadata_size", settings.max_header_size),
+            ("grpc.max_concurrent_streams", settings.max_streams_per_connection),
+            ("grpc.max_connection_idle_ms", int(settings.idle_timeout * 1000)),
+            (
+                "grpc.max_allowed_incoming_connections",
+                settings.max_connections or connection_cap(open_file_limit()),
+            ),
             # Several worker processes share the port only when asked to.
             ("grpc.so_reuseport", 1 if settings.workers > 1 else 0),
         ],
     )
-    add_services(server, state, guard, loop, calls, pools)
+    add_services(server, state, guard, loop, calls, pools, settings.idle_timeout)
     add_health(server, state, pools)
     address = grpc_address(settings.host, settings.grpc_port)
     try:
@@ -117,9 +129,13 @@ def http_config(settings: Settings, app, guard: Guard, ledger=None) -> uvicorn.C
     tls: Dict[str, Any] = {}
     if settings.tls_cert:
         tls = {"ssl_certfile": settings.tls_cert, "ssl_keyfile": settings.tls_key}
+    protocol = bounded_protocol(settings, open_file_limit())
+    if ledger is not None:
+        protocol = http_protocol(ledger, protocol)
     return uvicorn.Config(
         app,
-        http=http_protocol(ledger) if ledger is not None else "auto",
+        http=protocol,
+        timeout_keep_alive=max(1, int(settings.idle_timeout)),
         lifespan="off",
         log_config=None,  # uvicorn logs through ours (logs.py)
         access_log=False,  # ours is in governance/guard.py, one line per request

@@ -78,6 +78,14 @@ OPTIONS = (
     Option("limits", "max_queue_size", 1000, "waiting requests beyond that: 429"),
     Option("limits", "request_timeout", 0.0, "seconds in queue + model; 0: none"),
     Option("limits", "max_qps", 0.0, "requests per second, all workers; 0: no limit"),
+    Option("connections", "max_connections", 0, "open per port and worker; 0: auto"),
+    Option("connections", "idle_timeout", 60.0, "seconds a connection may stay idle"),
+    Option("connections", "header_timeout", 10.0, "seconds to send HTTP headers"),
+    Option("connections", "min_upload_rate", 1024, "HTTP body bytes/s at least"),
+    Option("connections", "max_header_size", 64 * 1024, "request headers, bytes"),
+    Option("connections", "max_headers", 100, "HTTP request headers at most"),
+    Option("connections", "max_url_length", 8192, "HTTP URL bytes at most"),
+    Option("connections", "max_streams_per_connection", 1000, "gRPC calls at once"),
     Option("metrics", "enabled", True, "Prometheus text at /metrics", name="metrics"),
     Option(
         "metrics",
@@ -145,6 +153,14 @@ class Settings:
     max_queue_size: int
     request_timeout: float
     max_qps: float
+    max_connections: int
+    idle_timeout: float
+    header_timeout: float
+    min_upload_rate: int
+    max_header_size: int
+    max_headers: int
+    max_url_length: int
+    max_streams_per_connection: int
     metrics: bool
     metrics_require_token: bool
     otlp_endpoint: str

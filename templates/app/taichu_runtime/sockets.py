@@ -48,3 +48,11 @@ def check_port_free(host: str, port: int) -> None:
             raise StartupError(
                 f"cannot listen on gRPC {address}: {error.strerror}"
             ) from None
+
+
+def open_file_limit() -> int:
+    """How many files (sockets included) this process may have open."""
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return soft if soft != resource.RLIM_INFINITY else 1 << 20

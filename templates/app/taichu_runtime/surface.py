@@ -83,8 +83,9 @@ LEGACY_SERVICE = "taichu_infer.GRPCInferenceService"  # taichu-serve 2.x's
 HEALTH_SERVICE = "grpc.health.v1.Health"
 
 # Where a call runs: "calls" (ModelInfer's pool, with its queue), "streams" (a thread
-# per open stream), "spare" (quick calls that must never wait behind inference).
-CALLS, STREAMS, SPARE = "calls", "streams", "spare"
+# per open stream), "spare" (quick calls that must never wait behind inference),
+# "watches" (health watches: public, so they must not take the streams' threads).
+CALLS, STREAMS, SPARE, WATCHES = "calls", "streams", "spare", "watches"
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,7 @@ INFERENCE_METHODS = (  # the same in V2_SERVICE and LEGACY_SERVICE
 )
 HEALTH_METHODS = (
     GrpcMethod("Check", SPARE, public=True),
-    GrpcMethod("Watch", STREAMS, public=True),
+    GrpcMethod("Watch", WATCHES, public=True),
 )
 GRPC_METHODS = {
     V2_SERVICE: INFERENCE_METHODS,

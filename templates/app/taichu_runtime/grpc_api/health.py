@@ -21,7 +21,7 @@ NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 class HealthServicer(health_pb2_grpc.HealthServicer):
     def __init__(self, state: ServerState, pools: Pools) -> None:
         self.state = state
-        pools.place(self, HEALTH_METHODS)  # Check on the spare threads, Watch a stream
+        pools.place(self, HEALTH_METHODS)  # Check on the spare threads, Watch apart
 
     def _status(self):
         return SERVING if self.state.ready else NOT_SERVING

@@ -16,9 +16,10 @@ from ..governance.guard import CLIENT_CLOSED, Guard
 from ..proto import open_inference_pb2 as pb2
 from ..proto import open_inference_pb2_grpc, taichu_infer_pb2_grpc
 from ..state import ServerState
-from ..surface import INFERENCE_METHODS, SPARE, STREAMS, GrpcMethod
+from ..surface import INFERENCE_METHODS, SPARE, STREAMS, WATCHES, GrpcMethod
 from . import codec
 from .call_pool import CallPool
+from .idle_streams import IdleStreams
 
 logger = logging.getLogger("taichu_runtime")
 
@@ -32,11 +33,12 @@ class Pools(NamedTuple):
 
     streams: ThreadPoolExecutor  # a thread per open stream
     spare: ThreadPoolExecutor  # quick calls, and calls turned away at once
+    watches: ThreadPoolExecutor  # health watches: public, so never on `streams`
 
     def place(self, servicer, methods: Iterable[GrpcMethod]) -> None:
         """Run each of the servicer's methods on the pool surface.py gives it (the
         call pool is grpcio's default)."""
-        pools = {STREAMS: self.streams, SPARE: self.spare}
+        pools = {STREAMS: self.streams, SPARE: self.spare, WATCHES: self.watches}
         for method in methods:
             if method.pool in pools:
                 handler = getattr(servicer, method.name)
@@ -72,12 +74,14 @@ class InferenceServicer:
         loop,
         calls: CallPool,
         pools: Pools,
+        idle_streams: IdleStreams,
     ) -> None:
         self.state = state
         self.dialect = dialect
         self.guard = guard
         self.loop = loop
         self.calls = calls
+        self.idle_streams = idle_streams
         pools.place(self, INFERENCE_METHODS)
 
     def ServerLive(self, request, context):
@@ -159,16 +163,22 @@ class InferenceServicer:
         """
         metadata = metadata_of(context)
         stream_context: dict = {}
+        idle = self.idle_streams
         self.state.busy(1)  # an open stream: shutdown waits for it
+        idle.touch(context)
         try:
             for message in messages:
+                idle.touch(context)
                 for reply in self._stream_replies(
                     message, context, metadata, stream_context
                 ):
+                    idle.touch(context)
                     yield reply
+                idle.touch(context)  # idle from now on, until its next message
         except grpc.RpcError:
             pass  # the client cancelled while we waited for its next message
         finally:
+            idle.forget(context)
             self.state.busy(-1)
             stream_context.clear()
 
@@ -223,8 +233,15 @@ def on_pool(handler, pool: ThreadPoolExecutor):
 
 
 def add_services(
-    server, state: ServerState, guard: Guard, loop, calls: CallPool, pools: Pools
+    server,
+    state: ServerState,
+    guard: Guard,
+    loop,
+    calls: CallPool,
+    pools: Pools,
+    idle_timeout: float,
 ) -> None:
+    idle_streams = IdleStreams(idle_timeout)
     for dialect, add in (
         (codec.V2, open_inference_pb2_grpc.add_GRPCInferenceServiceServicer_to_server),
         (
@@ -232,4 +249,7 @@ def add_services(
             taichu_infer_pb2_grpc.add_GRPCInferenceServiceServicer_to_server,
         ),
     ):
-        add(InferenceServicer(state, dialect, guard, loop, calls, pools), server)
+        servicer = InferenceServicer(
+            state, dialect, guard, loop, calls, pools, idle_streams
+        )
+        add(servicer, server)

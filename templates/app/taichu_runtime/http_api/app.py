@@ -25,6 +25,7 @@ from ..surface import HTTP_ROUTES, INFER_ROUTE
 from .body import read_body
 from .codec import decode_generate, dumps, encode_fields
 from .infer_route import InferRoute, error_headers
+from .openapi import openapi_document
 
 logger = logging.getLogger("taichu_runtime")
 
@@ -189,6 +190,8 @@ def create_app(state: ServerState, guard: Guard, max_request_size: int) -> Infer
     app.add_exception_handler(ServingError, serving_error)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, http_error)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, unexpected_error)
+    document = openapi_document(app.title, app.version)
+    app.openapi = lambda: document  # type: ignore[method-assign]
     endpoints = Endpoints(state, guard, max_request_size)
     for route in HTTP_ROUTES:
         if route is INFER_ROUTE:

@@ -766,3 +766,42 @@ def test_sigterm_lets_50_in_flight_grpc_calls_finish(governed):
     assert codes == [grpc.StatusCode.OK] * 50
     assert late == grpc.StatusCode.UNAVAILABLE
     assert server.wait_exit(timeout=30) == 0
+
+
+def test_past_shutdown_timeout_what_is_left_gets_503_and_the_worker_exits(governed):
+    server = governed(env={"TAICHU_SHUTDOWN_TIMEOUT": "1"})
+
+    async def main():
+        async with httpx.AsyncClient(timeout=30) as client:
+            calls = [
+                asyncio.ensure_future(
+                    client.post(infer_url(server), json=with_parameters(delay=5.0))
+                )
+                for _ in range(3)
+            ]
+            grpc_call = asyncio.ensure_future(
+                asyncio.to_thread(grpc_infer, server, None, 30, delay=5.0)
+            )
+            await asyncio.sleep(0.5)
+            server.process.send_signal(signal.SIGTERM)
+            signalled = time.monotonic()
+            replies = await asyncio.gather(*calls)
+            answered = time.monotonic() - signalled
+            grpc_outcome = await asyncio.gather(grpc_call, return_exceptions=True)
+            return replies, answered, grpc_outcome[0], signalled
+
+    replies, answered, grpc_outcome, signalled = asyncio.run(main())
+    for reply in replies:
+        assert reply.status_code == 503
+        assert reply.json() == {
+            "error": "the server shut down before the request finished"
+        }
+    assert answered < 1 + 1.5  # shutdown_timeout, and a moment
+    assert isinstance(grpc_outcome, grpc.RpcError)
+    assert grpc_outcome.code() == grpc.StatusCode.UNAVAILABLE
+    assert grpc_outcome.details() == "the server shut down before the request finished"
+    assert server.wait_exit(timeout=10) == 0
+    assert time.monotonic() - signalled < 1 + 3
+    time.sleep(0.3)
+    statuses = re.findall(r"http GovernedService (\d+)", server.log)
+    assert statuses.count("503") == 3, server.log

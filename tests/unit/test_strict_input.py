@@ -42,7 +42,7 @@ def rejected(raw: bytes, headers=None) -> str:
         (["1.5"], "FP64", "FP64 data must be numbers"),
         ([300], "UINT8", "does not fit UINT8"),
         ([-1], "UINT32", "does not fit UINT32"),
-        ([2**70], "INT64", "INT64 data must be integers"),
+        ([2**70], "INT64", "INT64 data must be integers"),  # orjson: a float
         ([1, "a"], "BOOL", "BOOL data must be true or false"),
     ],
 )
@@ -160,3 +160,22 @@ def test_nan_and_infinity_literals_in_a_body_are_read_as_triton_writes_them():
     values = decode_request(raw, {}, "m", "1").data["x"]
     assert np.isnan(values[0]) and values[1] == np.inf and values[2] == -np.inf
     assert "not valid JSON" in rejected(b'{"inputs": [nope]}')
+
+
+@pytest.mark.parametrize(
+    "data, datatype, message",
+    [
+        ([1] * 100 + [1.5], "INT32", "INT32 data must be integers"),
+        ([1.0] * 100 + [None], "FP32", "FP32 data must be numbers"),
+        ([1] * 100 + ["2"], "FP64", "FP64 data must be numbers"),
+        ([1] * 100 + [300], "UINT8", "does not fit UINT8"),
+    ],
+)
+def test_long_data_is_checked_as_strictly_as_short(data, datatype, message):
+    assert message in rejected(body([tensor(data, datatype)]))
+    assert (
+        decode_request(body([tensor([7] * 101, datatype)]), {}, "m", "1")
+        .data["x"]
+        .tolist()
+        == [7] * 101
+    )

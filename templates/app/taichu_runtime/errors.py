@@ -40,6 +40,10 @@ class ModelFailed(ServingError):
     grpc_code = "INTERNAL"
 
 
+# What a request still running when shutdown_timeout passes is told.
+STOPPED = "the server shut down before the request finished"
+
+
 class NotReady(ServingError):
     """The model is still loading, or the server is shutting down."""
 

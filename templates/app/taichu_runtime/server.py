@@ -23,6 +23,7 @@ import grpc
 import uvicorn
 
 from .crash_replies import http_protocol
+from .errors import STOPPED, NotReady
 from .governance.guard import Guard
 from .governance.metrics import Metrics
 from .governance.security import BearerTokenMiddleware, TokenInterceptor
@@ -140,7 +141,8 @@ def http_config(settings: Settings, app, guard: Guard, ledger=None) -> uvicorn.C
         log_config=None,  # uvicorn logs through ours (logs.py)
         access_log=False,  # ours is in governance/guard.py, one line per request
         log_level=settings.log_level,
-        timeout_graceful_shutdown=max(1, int(settings.shutdown_timeout)),
+        # drain() waits shutdown_timeout first; then uvicorn needs only a moment.
+        timeout_graceful_shutdown=1,
         **tls,
     )
 
@@ -233,6 +235,8 @@ async def serve(
         await asyncio.wait({stopping, http_task}, return_when=asyncio.FIRST_COMPLETED)
 
     await drain(state, settings.shutdown_timeout)
+    if state.active:
+        cut_off(state, http_server)
     http_server.should_exit = True
     grpc_stopped = grpc_server.stop(1.0)  # a threading.Event, set once it has stopped
     await asyncio.gather(
@@ -247,6 +251,17 @@ async def serve(
         exit_code = exit_code or 1
     logger.info("stopped")
     return exit_code
+
+
+def cut_off(state: ServerState, http_server: HttpServer) -> None:
+    """shutdown_timeout has passed: the requests still running are answered 503 /
+    UNAVAILABLE (an HTTP handler turns its cancellation into that answer; a gRPC
+    thread stops waiting for the model) instead of being dropped or holding the exit."""
+    state.cut_off = True
+    for task in list(http_server.server_state.tasks):
+        task.cancel()
+    if state.host is not None:
+        state.host.cut_off(NotReady(STOPPED))
 
 
 async def _load(settings: Settings, instruments):

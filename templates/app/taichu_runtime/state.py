@@ -19,6 +19,7 @@ class ServerState:
     def __init__(self, ready_flags=None, worker_index: int = 0) -> None:
         self.host: Optional[ModelHost] = None
         self.draining = False
+        self.cut_off = False  # shutdown_timeout passed: what still runs gets 503
         self.active = 0  # requests and streams in progress: shutdown waits for them
         self._lock = threading.Lock()  # counted from the loop and from gRPC threads
         self._flags = ready_flags

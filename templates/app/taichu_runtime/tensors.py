@@ -91,8 +91,11 @@ def check_shape(shape: Any, tensor: str) -> Tuple[int, ...]:
             f"input '{tensor}': a shape has at most {MAX_DIMS} dimensions, "
             f"got {len(shape)}"
         )
+    count = math.prod(shape)
     # Even with no element, numpy refuses a shape whose other dims overflow.
-    if math.prod(d for d in shape if d) > _MAX_ELEMENTS:
+    if count > _MAX_ELEMENTS or (
+        count == 0 and math.prod(d for d in shape if d) > _MAX_ELEMENTS
+    ):
         raise InvalidInput(f"input '{tensor}': shape {list(shape)} is too large")
     return tuple(shape)
 
@@ -149,7 +152,17 @@ def from_list(tensor: str, datatype: str, shape: Any, data: Any) -> np.ndarray:
     if not flat:
         return np.empty(shape, dtype)
     # numpy would turn 1.7 into 1, "12" into 12 and null into NaN: what the values
-    # are is read first, then they are converted.
+    # are is checked before they are converted. A few values, one by one; many,
+    # from the kind numpy reads them as (one pass in C, then a conversion).
+    if len(flat) <= _FEW:
+        allowed = _INTEGERS if dtype.kind in "iu" else _NUMBERS
+        if not all(type(v) in allowed for v in flat):
+            what = "integers" if dtype.kind in "iu" else "numbers"
+            raise InvalidInput(f"input '{tensor}': {datatype} data must be {what}")
+        try:
+            return np.asarray(flat, dtype=dtype).reshape(shape)
+        except (ValueError, TypeError, OverflowError) as error:
+            raise _does_not_fit(tensor, datatype, error) from None
     try:
         values = np.asarray(flat)
         if values.dtype.kind not in _KINDS_FOR[dtype.kind]:
@@ -167,6 +180,9 @@ def from_list(tensor: str, datatype: str, shape: Any, data: Any) -> np.ndarray:
 # The kinds of values (numpy's inference from the JSON values) each kind of datatype
 # takes: integers for integer tensors; integers or floats for float ones.
 _KINDS_FOR = {"i": "iu", "u": "iu", "f": "iuf"}
+_FEW = 64  # up to this many values, their Python types are checked one by one
+_INTEGERS = frozenset({int})
+_NUMBERS = frozenset({int, float})
 
 
 def from_contents(

@@ -10,12 +10,30 @@ import threading
 import time
 from typing import Awaitable, Mapping, Optional
 
-from ..errors import RequestTimeout, ServingError, TooManyRequests, Unauthenticated
+from ..errors import (
+    NotReady,
+    RequestTimeout,
+    ServingError,
+    TooManyRequests,
+    Unauthenticated,
+)
 from ..logs import ACCESS_LOG, REQUEST_ID, new_request_id
 from ..protocol import is_valid_id
 from .rate_limit import RateLimit
 
 CLIENT_CLOSED = 499  # status recorded when the client goes away first
+
+
+def client_request_id(headers: Mapping) -> Optional[str]:
+    """X-Request-Id, or x_request_id (the header taichu-serve 2.x read): one pass over
+    HTTP's raw headers, which Headers.get would walk once per name."""
+    raw = getattr(headers, "raw", None)
+    if raw is None:  # gRPC metadata: a dict
+        return headers.get("x-request-id") or headers.get("x_request_id")
+    for key, value in raw:
+        if key == b"x-request-id" or key == b"x_request_id":
+            return value.decode("latin-1")
+    return None
 
 
 class Call:
@@ -41,10 +59,9 @@ class Call:
         self.guard = guard
         self.protocol = protocol
         self.model = model
-        # x_request_id: the header taichu-serve 2.x read. An id that could not travel
-        # back in a header or metadata (or would forge a log line) is not taken; a
-        # body id is checked where the body is decoded.
-        given = headers.get("x-request-id") or headers.get("x_request_id")
+        # An id that could not travel back in a header or metadata (or would forge a
+        # log line) is not taken; a body id is checked where the body is decoded.
+        given = client_request_id(headers)
         if given and not is_valid_id(given):
             given = None
         if body_id and not is_valid_id(body_id):
@@ -93,7 +110,8 @@ class Call:
             if metrics is not None and isinstance(error, TooManyRequests):
                 metrics.rejected_request(error.reason)
         elif isinstance(error, asyncio.CancelledError):
-            self.status = CLIENT_CLOSED
+            cut_off = self.guard.state.cut_off  # shutdown_timeout passed
+            self.status = NotReady.http_status if cut_off else CLIENT_CLOSED
         elif error is not None and self.status < 400:
             self.status = 500
         try:

@@ -8,7 +8,6 @@ request asks (`binary_data` on an output, or `binary_data_output` for all).
 """
 
 import json
-import math
 from typing import Any, Dict, List, Mapping, Tuple
 
 import numpy as np
@@ -143,7 +142,7 @@ def decode_request(
     request = InferRequest(
         model_name=model_name,
         model_version=model_version,
-        id=checked_id(doc.get("id")),
+        id=checked_id(request_id) if (request_id := doc.get("id")) else "",
         parameters=parameters,
         data=data,
         mode=mode,
@@ -164,10 +163,19 @@ def decode_request(
     return request
 
 
-def _finite(values: np.ndarray) -> bool:
-    """No NaN or Infinity in a float array. One dot product is the cheap check; the
-    element-wise one runs only when it is not finite (maybe a mere overflow)."""
-    return math.isfinite(values.dot(values)) or bool(np.isfinite(values).all())
+def _write_non_finite(outputs: List[Dict[str, Any]]) -> bool:
+    """orjson writes NaN and Infinity as null, and JSON has no other way: the float
+    outputs holding them get their data written as Triton and Python's json write
+    (and read) it. Called only when the document has a null, so the usual response
+    pays nothing. True if it changed an output."""
+    changed = False
+    for output in outputs:
+        values = output.get("data")
+        if isinstance(values, np.ndarray) and values.dtype.kind == "f":
+            if not np.isfinite(values).all():
+                output["data"] = orjson.Fragment(json.dumps(values.tolist()))
+                changed = True
+    return changed
 
 
 def _wants_binary(request: InferRequest, name: str) -> bool:
@@ -206,15 +214,12 @@ def encode_response(
             if is_base64:
                 output["parameters"] = {"content_type": "base64"}
         else:
-            values: Any = np.ascontiguousarray(array).reshape(-1)
-            if values.dtype.kind == "f" and not _finite(values):
-                # JSON has no NaN or Infinity; written as Triton and Python's json
-                # write them (and read them back), never silently turned into null.
-                values = orjson.Fragment(json.dumps(values.tolist()))
-            output["data"] = values
+            output["data"] = np.ascontiguousarray(array).reshape(-1)
         outputs.append(output)
     document["outputs"] = outputs
     header = dumps(document)
+    if b"null" in header and _write_non_finite(outputs):
+        header = dumps(document)
     if not chunks:
         return header, {}
     return header + b"".join(chunks), {

@@ -8,12 +8,13 @@ The behaviour is the one of every other route: the same guard,
 codec and v2 error bodies.
 """
 
+import asyncio
 import logging
 from typing import Dict
 
 from starlette.datastructures import Headers
 
-from ..errors import ServingError
+from ..errors import STOPPED, ServingError
 from ..governance.guard import CLIENT_CLOSED, Guard
 from ..state import ServerState
 from ..surface import INFER_ROUTE, path_regex
@@ -23,6 +24,7 @@ from .codec import decode_request, dumps, encode_response
 logger = logging.getLogger("taichu_runtime")
 
 INFER_PATH = path_regex(INFER_ROUTE)
+SHUT_DOWN = dumps({"error": STOPPED})
 JSON = b"application/json"
 BINARY = b"application/octet-stream"
 
@@ -71,7 +73,7 @@ class InferRoute:
         if scope["type"] == "http":
             match = INFER_PATH.fullmatch(scope["path"])
         if match is None:
-            await self.app(scope, receive, send)
+            await self.other_routes(scope, receive, send)
         elif scope["method"] != "POST":
             message = f"{scope['method']} {scope['path']}: Method Not Allowed"
             headers = [(b"content-type", JSON), (b"allow", b"POST")]
@@ -79,6 +81,23 @@ class InferRoute:
         else:
             name, version = match.group(1), match.group(2) or ""
             await self.infer(scope, receive, send, name, version)
+
+    async def other_routes(self, scope, receive, send) -> None:
+        """The FastAPI app, and 503 for a request it had not answered when
+        shutdown_timeout passed."""
+        started = False
+
+        async def tracked(message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except asyncio.CancelledError:
+            if not self.state.cut_off or started:
+                raise
+            await send_response(send, 503, SHUT_DOWN, [(b"content-type", JSON)])
 
     async def infer(self, scope, receive, send, name: str, version: str) -> None:
         headers = Headers(scope=scope)
@@ -101,6 +120,11 @@ class InferRoute:
                 dumps({"error": str(error)}),
                 raw_headers(JSON, error_headers(error)),
             )
+            return
+        except asyncio.CancelledError:
+            if not self.state.cut_off:
+                raise  # the client went away
+            await send_response(send, 503, SHUT_DOWN, [(b"content-type", JSON)])
             return
         except Exception:
             logger.exception("unexpected error on POST %s", scope["path"])

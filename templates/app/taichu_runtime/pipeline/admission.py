@@ -38,12 +38,13 @@ class _LoopWaiter:
 class _ThreadWaiter:
     """A request on a gRPC thread waiting for a slot: a lock held until it is granted."""
 
-    __slots__ = ("granted", "lock")
+    __slots__ = ("granted", "lock", "error")
 
     def __init__(self) -> None:
         self.granted = False
         self.lock = threading.Lock()
         self.lock.acquire()
+        self.error: Optional[BaseException] = None  # set by cut_off
 
     def wake(self) -> None:
         self.lock.release()
@@ -127,6 +128,19 @@ class Admission:
         if not waiter.lock.acquire(timeout=-1 if timeout is None else timeout):
             self._give_up(waiter)
             raise RequestTimeout.after(timeout)
+        if waiter.error is not None:
+            raise waiter.error
+
+    def cut_off(self, error: BaseException) -> None:
+        """Shutdown's last word: every gRPC thread still waiting for a slot gets
+        `error` now (requests waiting on the event loop are cancelled with theirs)."""
+        with self._lock:
+            cut = [w for w in self._waiters if isinstance(w, _ThreadWaiter)]
+            for waiter in cut:
+                self._waiters.remove(waiter)
+                waiter.error = error
+        for waiter in cut:
+            waiter.wake()
 
     def release(self) -> None:
         with self._lock:

@@ -105,6 +105,12 @@ class ModelHost:
         )
         return context
 
+    def cut_off(self, error: BaseException) -> None:
+        """shutdown_timeout has passed: gRPC threads still waiting for a turn or for
+        the model get `error` (their clients an answer) instead of holding the exit."""
+        self.admission.cut_off(error)
+        self._threads.cut_off(error)
+
     def single_response(self, request: InferRequest, result: Any, loop=None):
         """The response of infer(): a stream is an error there."""
         if is_stream(result):

@@ -29,17 +29,25 @@ from typing import Any, Callable, Optional, Tuple
 class _Outcome:
     """The result of a job a thread waits for: a lock held until it is settled."""
 
-    __slots__ = ("lock", "result", "error")
+    __slots__ = ("lock", "result", "error", "settled")
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.lock.acquire()
         self.result: Any = None
         self.error: Optional[BaseException] = None
+        self.settled = False
 
     def settle(self, result: Any, error: Optional[BaseException]) -> None:
+        """The first settlement counts: the job's, or cut_off()'s if it came first."""
+        if self.settled:
+            return
+        self.settled = True
         self.result, self.error = result, error
-        self.lock.release()
+        try:
+            self.lock.release()
+        except RuntimeError:  # settled from two threads at once: the other one won
+            pass
 
 
 class Turn:
@@ -78,6 +86,7 @@ class ModelThreads:
         self._finished_lock = threading.Lock()
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._count = count
+        self._awaited: set = set()  # outcomes gRPC threads wait for (see cut_off)
         for number in range(count):
             threading.Thread(
                 target=self._work, name=f"{name}_{number}", daemon=True
@@ -111,12 +120,22 @@ class ModelThreads:
         seconds; `on_done()` is still called, on the model thread, when it returns."""
         outcome = _Outcome()
         context = contextvars.copy_context()
+        self._awaited.add(outcome)
         self._jobs.put(((outcome, on_done, context, function, args),))
-        if not outcome.lock.acquire(timeout=-1 if timeout is None else timeout):
-            raise TimeoutError
+        try:
+            if not outcome.lock.acquire(timeout=-1 if timeout is None else timeout):
+                raise TimeoutError
+        finally:
+            self._awaited.discard(outcome)
         if outcome.error is not None:
             raise outcome.error
         return outcome.result
+
+    def cut_off(self, error: BaseException) -> None:
+        """Shutdown's last word: every thread waiting in call() gets `error` now; the
+        jobs themselves cannot be stopped and finish unheard."""
+        for outcome in list(self._awaited):
+            outcome.settle(None, error)
 
     def run_here(self, function: Callable, *args: Any) -> Any:
         """From a thread other than the loop's: run function(*args) on this thread when

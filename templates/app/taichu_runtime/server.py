@@ -11,6 +11,7 @@ finish (up to shutdown_timeout) -> exit 0. A model that fails to load: exit code
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import socket
@@ -222,6 +223,7 @@ async def serve(
             host = loading.result()
             grpc_calls.start(host, call_threads(settings, host))
             state.set_loaded(host)
+            settle_heap()
             logger.info("ready")
         except (LoadError, WarmupError) as error:  # the message says what to fix
             logger.error("the model cannot be loaded: %s", error)
@@ -251,6 +253,15 @@ async def serve(
         exit_code = exit_code or 1
     logger.info("stopped")
     return exit_code
+
+
+def settle_heap() -> None:
+    """Move what start-up made (modules, the model) out of the garbage collector's
+    reach: under load a worker ran about two full collections a second over that
+    heap, which cost some 5 % of its CPU. What the requests make afterwards is
+    collected as usual."""
+    gc.collect()
+    gc.freeze()
 
 
 def cut_off(state: ServerState, http_server: HttpServer) -> None:

@@ -139,28 +139,35 @@ def test_idle_keep_alive_connections_are_closed(limited):
         assert time.monotonic() - started < 3
 
 
-def test_grpc_streams_per_connection_are_bounded(limited):
-    server = limited("--max-streams-per-connection", "2")
-    channel = grpc.insecure_channel(server.grpc)
-    stream = channel.stream_stream(
+def stream_method(channel):
+    return channel.stream_stream(
         "/inference.GRPCInferenceService/ModelStreamInfer",
         request_serializer=pb2.ModelInferRequest.SerializeToString,
         response_deserializer=pb2.ModelStreamInferResponse.FromString,
     )
+
+
+def one_message_then_silence(until: threading.Event):
+    """A stream's requests: one message, then nothing until `until` (at most 20 s)."""
+    request = pb2.ModelInferRequest(model_name="ModelService")
+    request.inputs.add(
+        name="x", datatype="INT32", shape=[1]
+    ).contents.int_contents.append(1)
+    yield request
+    until.wait(20)
+
+
+def test_grpc_streams_per_connection_are_bounded(limited):
+    server = limited("--max-streams-per-connection", "2")
+    channel = grpc.insecure_channel(server.grpc)
+    stream = stream_method(channel)
     release = threading.Event()
-
-    def messages():
-        request = pb2.ModelInferRequest(model_name="ModelService")
-        request.inputs.add(
-            name="x", datatype="INT32", shape=[1]
-        ).contents.int_contents.append(1)
-        yield request
-        release.wait(20)  # the stream stays open
-
-    open_streams = [stream(messages(), timeout=30) for _ in range(2)]
+    open_streams = [
+        stream(one_message_then_silence(release), timeout=30) for _ in range(2)
+    ]
     for replies in open_streams:
         assert not next(replies).error_message
-    third = stream(messages(), timeout=30)
+    third = stream(one_message_then_silence(release), timeout=30)
     waiting = threading.Thread(target=lambda: outcome.append(next(third)))
     outcome: list = []
     waiting.start()
@@ -175,22 +182,10 @@ def test_grpc_streams_per_connection_are_bounded(limited):
 def test_an_idle_grpc_stream_is_ended_and_frees_its_place(limited):
     server = limited("--idle-timeout", "1", "--max-streams-per-connection", "1")
     channel = grpc.insecure_channel(server.grpc)
-    stream = channel.stream_stream(
-        "/inference.GRPCInferenceService/ModelStreamInfer",
-        request_serializer=pb2.ModelInferRequest.SerializeToString,
-        response_deserializer=pb2.ModelStreamInferResponse.FromString,
-    )
+    stream = stream_method(channel)
     silent = threading.Event()
 
-    def one_message_then_silence():
-        request = pb2.ModelInferRequest(model_name="ModelService")
-        request.inputs.add(
-            name="x", datatype="INT32", shape=[1]
-        ).contents.int_contents.append(1)
-        yield request
-        silent.wait(20)
-
-    replies = stream(one_message_then_silence(), timeout=30)
+    replies = stream(one_message_then_silence(silent), timeout=30)
     assert not next(replies).error_message
     started = time.monotonic()
     with pytest.raises(grpc.RpcError) as ended:
@@ -198,7 +193,7 @@ def test_an_idle_grpc_stream_is_ended_and_frees_its_place(limited):
     assert ended.value.code() == grpc.StatusCode.CANCELLED
     assert time.monotonic() - started < 4
     # Its place on the connection is free again.
-    again = stream(one_message_then_silence(), timeout=30)
+    again = stream(one_message_then_silence(silent), timeout=30)
     assert not next(again).error_message
     silent.set()
     channel.close()

@@ -84,9 +84,8 @@ def main() -> None:
 
         from taichu_runtime.http_api.connection_limits import bounded_protocol
         from taichu_runtime.settings import load_settings
-        from taichu_runtime.sockets import open_file_limit
 
-        bounded = bounded_protocol(load_settings([], environ={}), open_file_limit())
+        bounded = bounded_protocol(load_settings([], environ={}))
         times: dict = {"httptools": [], "bounded": []}
 
         async def run() -> None:

@@ -198,13 +198,8 @@ def test_by_default_the_client_gets_the_request_id_not_the_exception(
     request = grpc_request(name="boom")
     request.id = "req-43"
     with grpc.insecure_channel(server.grpc) as channel:
-        infer = channel.unary_unary(
-            "/inference.GRPCInferenceService/ModelInfer",
-            request_serializer=pb2.ModelInferRequest.SerializeToString,
-            response_deserializer=pb2.ModelInferResponse.FromString,
-        )
         with pytest.raises(grpc.RpcError) as raised:
-            infer(request, timeout=10)
+            model_infer(channel)(request, timeout=10)
     assert raised.value.code() == grpc.StatusCode.INTERNAL
     assert raised.value.details() == (
         "the model failed on request req-43; the server log has its error"
@@ -232,6 +227,14 @@ def test_request_too_large(failing):
 
 
 # -- gRPC ----------------------------------------------------------------------------------
+
+
+def model_infer(channel):
+    return channel.unary_unary(
+        "/inference.GRPCInferenceService/ModelInfer",
+        request_serializer=pb2.ModelInferRequest.SerializeToString,
+        response_deserializer=pb2.ModelInferResponse.FromString,
+    )
 
 
 def grpc_request(
@@ -328,11 +331,7 @@ GRPC_CASES = [
 )
 def test_grpc_error_then_success(failing, case, request_, code, message):
     with grpc.insecure_channel(failing.grpc) as channel:
-        infer = channel.unary_unary(
-            "/inference.GRPCInferenceService/ModelInfer",
-            request_serializer=pb2.ModelInferRequest.SerializeToString,
-            response_deserializer=pb2.ModelInferResponse.FromString,
-        )
+        infer = model_infer(channel)
         with pytest.raises(grpc.RpcError) as raised:
             infer(request_, timeout=10)
         assert raised.value.code() == code

@@ -31,6 +31,17 @@ def raw_exchange(server, request: bytes, timeout=5.0) -> bytes:
         return s.recv(65536)
 
 
+def drip(s: socket.socket, chunk: bytes, seconds: float) -> None:
+    """Send `chunk` ten times a second for `seconds`, or until the server cuts off."""
+    deadline = time.monotonic() + seconds
+    try:
+        while time.monotonic() < deadline:
+            s.sendall(chunk)
+            time.sleep(0.1)
+    except OSError:
+        pass
+
+
 def still_serves(server):
     reply = httpx.post(f"{server.http}/v2/models/ModelService/infer", json=BODY)
     assert reply.status_code == 200
@@ -60,12 +71,7 @@ def test_slow_and_silent_clients_are_cut_off(limited):
     with socket.create_connection(("127.0.0.1", server.http_port), timeout=10) as s:
         s.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n")
         started = time.monotonic()
-        try:
-            for _ in range(40):
-                s.sendall(b"X-a: b\r\n")
-                time.sleep(0.1)
-        except OSError:
-            pass
+        drip(s, b"X-a: b\r\n", seconds=4)
         answer = s.recv(4096)
         assert answer.startswith(b"HTTP/1.1 408 ")
         assert time.monotonic() - started < 3
@@ -78,13 +84,7 @@ def test_slow_and_silent_clients_are_cut_off(limited):
     with socket.create_connection(("127.0.0.1", server.http_port), timeout=15) as s:
         s.sendall(b"POST /v2/models/ModelService/infer HTTP/1.1\r\nHost: x\r\n"
                   b"Content-Length: 100000\r\n\r\n")  # fmt: skip
-        started = time.monotonic()
-        try:
-            while time.monotonic() - started < 12:
-                s.sendall(b"x")
-                time.sleep(0.1)
-        except OSError:
-            pass
+        drip(s, b"x", seconds=12)
         answer = s.recv(4096)
         assert answer.startswith(b"HTTP/1.1 408 ")
         assert b"slower than 1000 bytes/s" in answer

@@ -39,7 +39,7 @@ def checked_id(value: Any) -> str:
     if value is None or value == "":
         return ""
     text = value if type(value) is str else str(value)
-    if _PRINTABLE_ID.fullmatch(text) is None:
+    if not is_valid_id(text):
         raise InvalidInput(
             f"'id' must be printable ASCII of at most {MAX_ID_LENGTH} characters"
         )

@@ -33,10 +33,10 @@ from .grpc_api.call_pool import CallPool
 from .grpc_api.health import add_health
 from .grpc_api.servicer import Pools, add_services
 from .http_api.app import create_app
-from .http_api.connection_limits import bounded_protocol, connection_cap
+from .http_api.connection_limits import bounded_protocol, connections_per_port
 from .loader import LoadError, load_model
 from .settings import USER_MISTAKE, Settings
-from .sockets import StartupError, grpc_address, open_file_limit
+from .sockets import StartupError, grpc_address
 from .state import ServerState
 from .surface import public_http_paths
 from .warmup import WarmupError, replay
@@ -96,7 +96,7 @@ def start_grpc(settings: Settings, state: ServerState, guard: Guard, loop):
             ("grpc.max_connection_idle_ms", int(settings.idle_timeout * 1000)),
             (
                 "grpc.max_allowed_incoming_connections",
-                settings.max_connections or connection_cap(open_file_limit()),
+                connections_per_port(settings),
             ),
             # Several worker processes share the port only when asked to.
             ("grpc.so_reuseport", 1 if settings.workers > 1 else 0),
@@ -131,7 +131,7 @@ def http_config(settings: Settings, app, guard: Guard, ledger=None) -> uvicorn.C
     tls: Dict[str, Any] = {}
     if settings.tls_cert:
         tls = {"ssl_certfile": settings.tls_cert, "ssl_keyfile": settings.tls_key}
-    protocol = bounded_protocol(settings, open_file_limit())
+    protocol = bounded_protocol(settings)
     if ledger is not None:
         protocol = http_protocol(ledger, protocol)
     return uvicorn.Config(

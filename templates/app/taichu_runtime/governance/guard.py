@@ -22,18 +22,21 @@ from ..protocol import is_valid_id
 from .rate_limit import RateLimit
 
 CLIENT_CLOSED = 499  # status recorded when the client goes away first
+_REQUEST_ID_HEADERS = (b"x-request-id", b"x_request_id")
 
 
 def client_request_id(headers: Mapping) -> Optional[str]:
-    """X-Request-Id, or x_request_id (the header taichu-serve 2.x read): one pass over
-    HTTP's raw headers, which Headers.get would walk once per name."""
+    """X-Request-Id, or x_request_id (the header taichu-serve 2.x read), if it can
+    travel back in a header or metadata and cannot forge a log line; else None. One
+    pass over HTTP's raw headers, which Headers.get would walk once per name."""
     raw = getattr(headers, "raw", None)
     if raw is None:  # gRPC metadata: a dict
-        return headers.get("x-request-id") or headers.get("x_request_id")
-    for key, value in raw:
-        if key == b"x-request-id" or key == b"x_request_id":
-            return value.decode("latin-1")
-    return None
+        given = headers.get("x-request-id") or headers.get("x_request_id")
+    else:
+        given = next(
+            (v.decode("latin-1") for k, v in raw if k in _REQUEST_ID_HEADERS), None
+        )
+    return given if given and is_valid_id(given) else None
 
 
 class Call:
@@ -59,11 +62,9 @@ class Call:
         self.guard = guard
         self.protocol = protocol
         self.model = model
-        # An id that could not travel back in a header or metadata (or would forge a
-        # log line) is not taken; a body id is checked where the body is decoded.
+        # A body id is checked where the body is decoded; a gRPC call's comes here
+        # first, and is taken only if it could travel back in metadata.
         given = client_request_id(headers)
-        if given and not is_valid_id(given):
-            given = None
         if body_id and not is_valid_id(body_id):
             body_id = ""
         self.request_id = given or body_id or new_request_id()
@@ -180,15 +181,14 @@ class Guard:
                 call.request_id, call.model, call.protocol, call.status, seconds * 1000
             )
 
-    def refused(self, protocol: str, target: str, request_id: Optional[str]) -> None:
+    def refused(self, protocol: str, target: str, headers: Mapping) -> None:
         """A request turned away before the guard (no valid token): counted and logged
         like any other answer, under the path or method it asked for."""
         status = Unauthenticated.http_status
         if self.metrics is not None:
             self.metrics.request_done(protocol, status, 0.0)
         if self.access_log:
-            if not (request_id and is_valid_id(request_id)):
-                request_id = new_request_id()
+            request_id = client_request_id(headers) or new_request_id()
             ACCESS_LOG.add(request_id, target, protocol, status, 0.0)
 
     def time_limit(

@@ -8,21 +8,18 @@ The comparison takes constant time, and the token is never logged.
 """
 
 import hmac
-from typing import Callable, Optional
+from typing import Callable, Mapping
 
 import grpc
+from starlette.datastructures import Headers
 
 from .. import errors
 from ..surface import PUBLIC_GRPC_METHODS
 
 MESSAGE = "a valid 'Authorization: Bearer <token>' is required"
 
-# on_refused(protocol, what was asked, the client's request id or None)
-OnRefused = Callable[[str, str, Optional[str]], None]
-
-
-def _text(value) -> Optional[str]:
-    return value.decode("latin-1") if isinstance(value, bytes) else value
+# on_refused(protocol, what was asked, its headers or metadata)
+OnRefused = Callable[[str, str, Mapping], None]
 
 
 def authorized(value, token: str) -> bool:
@@ -47,10 +44,7 @@ class BearerTokenMiddleware:
         if scope["type"] == "http" and scope["path"] not in self.public_paths:
             headers = dict(scope["headers"])
             if not authorized(headers.get(b"authorization"), self.token):
-                request_id = headers.get(b"x-request-id") or headers.get(
-                    b"x_request_id"
-                )
-                self.on_refused("http", scope["path"], _text(request_id))
+                self.on_refused("http", scope["path"], Headers(scope=scope))
                 body = b'{"error":"' + MESSAGE.encode() + b'"}'
                 await send(
                     {
@@ -83,8 +77,7 @@ class TokenInterceptor(grpc.ServerInterceptor):
         metadata = dict(details.invocation_metadata or ())
         if authorized(metadata.get("authorization"), self.token):
             return handler
-        request_id = metadata.get("x-request-id") or metadata.get("x_request_id")
-        self.on_refused("grpc", details.method, _text(request_id))
+        self.on_refused("grpc", details.method, metadata)
         return _refusal(handler, self.pool)
 
 

@@ -142,7 +142,7 @@ def decode_request(
     request = InferRequest(
         model_name=model_name,
         model_version=model_version,
-        id=checked_id(request_id) if (request_id := doc.get("id")) else "",
+        id=checked_id(doc.get("id")),
         parameters=parameters,
         data=data,
         mode=mode,

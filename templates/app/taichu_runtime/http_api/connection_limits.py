@@ -23,6 +23,8 @@ from typing import Optional
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from ..sockets import open_file_limit
+
 SWEEP_SECONDS = 1.0  # how often the time limits are checked
 RATE_WINDOW = 5.0  # seconds over which an upload's rate is measured
 
@@ -48,21 +50,21 @@ def refusal(status: int, message: str) -> bytes:
     )
 
 
-def connection_cap(open_file_limit: int) -> int:
-    """Connections per port when max_connections is 0: half of what the process may
-    open, less a reserve for its own files, the model's and the other port."""
-    return max(64, (open_file_limit - 256) // 2)
+def connections_per_port(settings) -> int:
+    """max_connections, or when it is 0 half of what the process may open, less a
+    reserve for its own files, the model's and the other port."""
+    return settings.max_connections or max(64, (open_file_limit() - 256) // 2)
 
 
-def bounded_protocol(settings, open_file_limit: int) -> type:
+def bounded_protocol(settings) -> type:
     """uvicorn's httptools protocol with the bounds of `settings` ([connections])."""
-    max_connections = settings.max_connections or connection_cap(open_file_limit)
+    max_connections = connections_per_port(settings)
     max_head = settings.max_header_size
     max_url = settings.max_url_length
     max_headers = settings.max_headers
     header_timeout = settings.header_timeout
     min_rate = settings.min_upload_rate
-    sweeping: list = []  # the sweep's timer, once the first connection has come
+    sweeping = False  # the sweep runs once the first connection has come
 
     class BoundedHTTPProtocol(HttpToolsProtocol):
         _refused = False  # turned away on arrival: no request is parsed
@@ -84,8 +86,10 @@ def bounded_protocol(settings, open_file_limit: int) -> type:
                 return
             super().connection_made(transport)
             self._head_since = self.loop.time()  # a silent connection is timed too
+            nonlocal sweeping
             if not sweeping:
-                sweeping.append(self.loop.call_later(SWEEP_SECONDS, self._sweep))
+                sweeping = True
+                self.loop.call_later(SWEEP_SECONDS, self._sweep)
 
         def data_received(self, data: bytes) -> None:
             if self._refused or self._refusal is not None:
@@ -179,7 +183,7 @@ def bounded_protocol(settings, open_file_limit: int) -> type:
             for connection in list(self.connections):
                 if isinstance(connection, BoundedHTTPProtocol):
                     connection._check_time(now)
-            sweeping[0] = self.loop.call_later(SWEEP_SECONDS, self._sweep)
+            self.loop.call_later(SWEEP_SECONDS, self._sweep)
 
     return BoundedHTTPProtocol
 

@@ -36,6 +36,11 @@ async def send_response(send, status: int, body: bytes, headers) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+async def send_stopped(send) -> None:
+    """503 for a request still running when shutdown_timeout passed (server.cut_off)."""
+    await send_response(send, 503, SHUT_DOWN, [(b"content-type", JSON)])
+
+
 def error_headers(error: ServingError) -> Dict[str, str]:
     """The headers of an error response besides its content type (every route's)."""
     headers = {}
@@ -97,7 +102,7 @@ class InferRoute:
         except asyncio.CancelledError:
             if not self.state.cut_off or started:
                 raise
-            await send_response(send, 503, SHUT_DOWN, [(b"content-type", JSON)])
+            await send_stopped(send)
 
     async def infer(self, scope, receive, send, name: str, version: str) -> None:
         headers = Headers(scope=scope)
@@ -124,7 +129,7 @@ class InferRoute:
         except asyncio.CancelledError:
             if not self.state.cut_off:
                 raise  # the client went away
-            await send_response(send, 503, SHUT_DOWN, [(b"content-type", JSON)])
+            await send_stopped(send)
             return
         except Exception:
             logger.exception("unexpected error on POST %s", scope["path"])

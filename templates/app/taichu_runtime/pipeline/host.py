@@ -15,13 +15,12 @@ Both doors take the same steps, each written once: the context, admission
 
 import asyncio
 import concurrent.futures
-import logging
 import os
 import time
 from collections.abc import AsyncIterator
 from typing import Any, AsyncGenerator, Dict, Generator, Iterator, Optional
 
-from ..errors import ModelFailed, ModelNotFound, RequestTimeout, ServingError
+from ..errors import ModelNotFound, RequestTimeout, ServingError
 from ..governance.tracing import NoTracing
 from ..logs import new_request_id
 from ..protocol import InferRequest, InferResponse
@@ -31,8 +30,6 @@ from .hooks import Failures, Hooks
 from .responses import Responses
 from .streams import StreamItems, is_stream
 from .threads import ModelThreads
-
-logger = logging.getLogger("taichu_runtime")
 
 RAISED = "the model raised"
 
@@ -112,15 +109,10 @@ class ModelHost:
         self._threads.cut_off(error)
 
     def single_response(self, request: InferRequest, result: Any, loop=None):
-        """The response of infer(): a stream is an error there."""
+        """The response of infer(): a stream is an error there (Responses.of says
+        so), and is closed."""
         if is_stream(result):
             self.items.close(result, loop)
-            error = ModelFailed(
-                "_postprocess returned a stream; call a streaming endpoint "
-                "(ModelStreamInfer or generate_stream)"
-            )
-            logger.error("request %s: %s", request.id, error)
-            raise error
         return self.responses.of(request, result)
 
     # -- the event-loop door -----------------------------------------------------------

@@ -10,6 +10,7 @@ from typing import Any
 from ..errors import InvalidInput, ModelFailed
 from ..protocol import FIELDS, PARAMETERS, InferRequest, InferResponse
 from ..tensors import as_output
+from .streams import is_stream
 
 logger = logging.getLogger("taichu_runtime")
 
@@ -23,7 +24,10 @@ class Responses:
         try:
             if type(result) is not dict and not isinstance(result, Mapping):
                 raise ModelFailed(
-                    f"_postprocess must return a dict, got {type(result).__name__}"
+                    "_postprocess returned a stream; call a streaming endpoint "
+                    "(ModelStreamInfer or generate_stream)"
+                    if is_stream(result)
+                    else f"_postprocess must return a dict, got {type(result).__name__}"
                 )
             response = InferResponse(
                 model_name=self.name,

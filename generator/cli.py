@@ -268,7 +268,7 @@ def build(
     ] = None,
 ) -> None:
     """Write Dockerfile, .dockerignore, launch.sh and deploy/ manifests, then build the image."""
-    from .deploy import render_manifests, resources
+    from .deploy import manifest_data, write_manifests
     from .image import build_image, render_build_files
 
     directory = project_directory(directory)
@@ -280,12 +280,12 @@ def build(
             raise UserError(f"--build-arg {item!r}: expected KEY=VALUE")
         args[key] = value
     args.setdefault("BASE_IMAGE", from_image)
-    # A bad [resources] value stops the build here, before any file is written.
-    resources(directory)
+    # A bad config.ini value stops the build here, before any file is written.
+    manifests = manifest_data(directory, image)
     written = render_build_files(
         directory, from_image, image, include_models, force, typer.echo
     )
-    written += render_manifests(directory, image, force, typer.echo)
+    written += write_manifests(directory, manifests, force, typer.echo)
     for path in written:
         typer.echo(f"wrote {path.relative_to(directory)}")
     if no_build:
@@ -319,11 +319,12 @@ def manifests(
     ] = False,
 ) -> None:
     """Write deploy/kubernetes.yaml and deploy/kserve.yaml for the project's image."""
-    from .deploy import render_manifests
+    from .deploy import manifest_data, write_manifests
 
     directory = project_directory(directory)
     image = image_reference(image) if image else image_name(directory)
-    for path in render_manifests(directory, image, force, typer.echo):
+    data = manifest_data(directory, image)
+    for path in write_manifests(directory, data, force, typer.echo):
         typer.echo(f"wrote {path.relative_to(directory)}")
 
 

@@ -7,7 +7,7 @@ from typing import List
 
 from . import config
 from .config import server_settings
-from .image import ports, write_owned_files
+from .image import write_owned_files
 from .ownership import DEPLOY_FILES
 
 # preStop sleeps 5 s before SIGTERM; then the server may drain for shutdown_timeout.
@@ -20,22 +20,21 @@ def kubernetes_name(image: str) -> str:
     return re.sub(r"[^a-z0-9-]+", "-", repository).strip("-")[:63] or "model"
 
 
-def resources(project: Path) -> dict:
-    timeout = server_settings(project).shutdown_timeout
-    return {
-        **config.resources(project),
-        "grace_seconds": int(timeout) + PRE_STOP_SECONDS + 5,
-    }
-
-
-def render_manifests(project: Path, image: str, force: bool, echo) -> List[Path]:
+def manifest_data(project: Path, image: str) -> dict:
+    """What the manifests are rendered from: config.ini read once, every value checked
+    (a bad one stops here, before anything is written)."""
     settings = server_settings(project)
-    data = {
+    return {
         "image": image,
         "name": kubernetes_name(image),
+        "http_port": settings.http_port,
+        "grpc_port": settings.grpc_port,
         # Annotation scrapers send no token: announce /metrics only where it needs none.
         "scrape": settings.metrics and not settings.metrics_require_token,
-        **ports(project),
-        **resources(project),
+        "grace_seconds": int(settings.shutdown_timeout) + PRE_STOP_SECONDS + 5,
+        **config.resources(project),
     }
+
+
+def write_manifests(project: Path, data: dict, force: bool, echo) -> List[Path]:
     return write_owned_files(project, DEPLOY_FILES, data, force, echo)

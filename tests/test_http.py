@@ -1,5 +1,7 @@
 """The v2 REST protocol against the generated server, with httpx and tritonclient.http."""
 
+import json
+
 import httpx
 import numpy as np
 import pytest
@@ -120,12 +122,41 @@ def test_health_metadata_and_model_list(server):
     ]
 
 
-def test_sixteen_megabyte_tensor_as_json(server):
-    data = np.arange(16 * 1024 * 1024 // 4, dtype=np.int32) % 1000  # 16 MiB of INT32
+def test_half_a_million_values_as_json_and_more_only_in_binary(server):
+    """JSON values cost 64 bytes each of max_decoded_size (32 MiB by default): about
+    half a million pass; 4 million (16 MiB of INT32) get 413, and pass in binary."""
+    data = np.arange(450_000, dtype=np.int32) % 1000
     body = {"inputs": [tensor("big", "INT32", [len(data)], data.tolist())]}
     reply = infer(server, body)
     assert reply.status_code == 200, reply.text[:200]
     assert np.array_equal(np.asarray(reply.json()["outputs"][0]["data"]), data)
+    data = np.arange(16 * 1024 * 1024 // 4, dtype=np.int32) % 1000
+    body = {"inputs": [tensor("big", "INT32", [len(data)], data.tolist())]}
+    reply = infer(server, body)
+    assert reply.status_code == 413
+    assert "max_decoded_size" in reply.json()["error"]
+    raw = data.tobytes()
+    header = {
+        "inputs": [
+            {
+                "name": "big",
+                "datatype": "INT32",
+                "shape": [len(data)],
+                "parameters": {"binary_data_size": len(raw)},
+            }
+        ],
+        "parameters": {"binary_data_output": True},
+    }
+    head = json.dumps(header).encode()
+    reply = httpx.post(
+        f"{server.http}/v2/models/{MODEL}/infer",
+        content=head + raw,
+        headers={"inference-header-content-length": str(len(head))},
+        timeout=60,
+    )
+    assert reply.status_code == 200
+    length = int(reply.headers["inference-header-content-length"])
+    assert reply.content[length:] == raw
 
 
 # -- tritonclient.http (binary tensor extension by default) -------------------------------

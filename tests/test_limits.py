@@ -2,15 +2,24 @@
 many connections and streams get their answer early, and the server keeps serving.
 Every client here is on loopback and bounded in count and time."""
 
+import json
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import grpc
 import httpx
+import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tritonclient.grpc import service_pb2 as pb2
+
+from taichu_runtime.proto import taichu_infer_pb2 as legacy_pb2
 
 BODY = {"inputs": [{"name": "x", "datatype": "INT32", "shape": [1], "data": [7]}]}
 
@@ -197,3 +206,211 @@ def test_an_idle_grpc_stream_is_ended_and_frees_its_place(limited):
     assert not next(again).error_message
     silent.set()
     channel.close()
+
+
+# -- memory and time a request takes once decoded (max_decoded_size) -------------------
+
+SIZES = "/v2/models/SizeService/infer"
+
+
+def process_tree_rss(pid: int) -> int:
+    """Resident bytes of a process and its children (the supervisor and its worker)."""
+    children = subprocess.run(
+        ["pgrep", "-P", str(pid)], capture_output=True, text=True
+    ).stdout.split()
+    total = 0
+    for each in [pid, *map(int, children)]:
+        for line in Path(f"/proc/{each}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1]) * 1024
+    return total
+
+
+def strings_body(count: int) -> bytes:
+    data = b",".join([b'"ab"'] * count)
+    head = b'{"inputs":[{"name":"s","datatype":"BYTES","shape":[%d],"data":[' % count
+    return head + data + b"]}]}"
+
+
+def test_inputs_past_max_decoded_size_get_413_before_they_are_decoded(
+    make_project, start_server
+):
+    """30 MB of short JSON strings would be 750 MB of Python objects: refused before
+    the parse, the worker grows by little more than the body."""
+    server = start_server(make_project("sizes"))
+    before = process_tree_rss(server.process.pid)
+    reply = httpx.post(
+        server.http + SIZES,
+        content=strings_body(6_000_000),
+        headers={"content-type": "application/json"},
+        timeout=30,
+    )
+    assert reply.status_code == 413
+    assert "max_decoded_size" in reply.json()["error"]
+    assert process_tree_rss(server.process.pid) - before < 200 * 2**20
+    # The same over gRPC: typed BYTES contents, and a 2.x json_param.
+    with grpc.insecure_channel(server.grpc) as channel:
+        infer = channel.unary_unary(
+            "/inference.GRPCInferenceService/ModelInfer",
+            request_serializer=pb2.ModelInferRequest.SerializeToString,
+            response_deserializer=pb2.ModelInferResponse.FromString,
+        )
+        request = pb2.ModelInferRequest(model_name="SizeService")
+        tensor = request.inputs.add(name="s", datatype="BYTES", shape=[2_000_000])
+        tensor.contents.bytes_contents.extend([b"a"] * 2_000_000)
+        with pytest.raises(grpc.RpcError) as refused:
+            infer(request, timeout=30)
+        assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "max_decoded_size" in refused.value.details()
+        legacy = legacy_pb2.ModelInferRequest(model_name="SizeService")
+        legacy.parameters["p"].json_param = "[0" + ",0" * 2_000_000 + "]"
+        with pytest.raises(grpc.RpcError) as refused:
+            channel.unary_unary(
+                "/taichu_infer.GRPCInferenceService/ModelInfer",
+                request_serializer=legacy_pb2.ModelInferRequest.SerializeToString,
+                response_deserializer=legacy_pb2.ModelInferResponse.FromString,
+            )(legacy, timeout=30)
+        assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    # Binary tensors are read in place: 48 MB of FP32 takes nothing more.
+    raw = np.zeros(12_000_000, dtype="<f4").tobytes()
+    header = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "x",
+                    "datatype": "FP32",
+                    "shape": [12_000_000],
+                    "parameters": {"binary_data_size": len(raw)},
+                }
+            ]
+        }
+    ).encode()
+    reply = httpx.post(
+        server.http + SIZES,
+        content=header + raw,
+        headers={"inference-header-content-length": str(len(header))},
+        timeout=30,
+    )
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["outputs"][0]["data"] == [12_000_000]
+
+
+def test_max_decoded_size_is_a_setting(make_project, start_server):
+    server = start_server(make_project("sizes"), "--max-decoded-size", "1000")
+    body = {
+        "inputs": [
+            {"name": "x", "datatype": "FP64", "shape": [200], "data": [0.5] * 200}
+        ]
+    }
+    reply = httpx.post(server.http + SIZES, json=body)
+    assert reply.status_code == 413
+    body["inputs"][0]["shape"] = [10]
+    body["inputs"][0]["data"] = [0.5] * 10
+    assert httpx.post(server.http + SIZES, json=body).status_code == 200
+
+
+def test_health_probes_answer_at_once_while_large_bodies_are_decoded(
+    make_project, start_server
+):
+    """JSON bodies of 450,000 numbers (9 MB, near what max_decoded_size lets through)
+    keep arriving for 3 s; liveness probes meanwhile answer well under 100 ms."""
+    server = start_server(make_project("sizes"))
+    values = np.random.default_rng(0).random(450_000).astype("f4").tolist()
+    body = json.dumps(
+        {
+            "inputs": [
+                {"name": "x", "datatype": "FP32", "shape": [450_000], "data": values}
+            ]
+        }
+    ).encode()
+    stop = threading.Event()
+    answered: list = []
+
+    def send_large_bodies() -> None:
+        with httpx.Client(timeout=30) as client:
+            while not stop.is_set():
+                reply = client.post(
+                    server.http + SIZES,
+                    content=body,
+                    headers={"content-type": "application/json"},
+                )
+                answered.append(reply.status_code)
+
+    senders = [threading.Thread(target=send_large_bodies) for _ in range(2)]
+    for sender in senders:
+        sender.start()
+    slowest = 0.0
+    with httpx.Client(timeout=5) as probe:
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            started = time.perf_counter()
+            assert probe.get(server.http + "/v2/health/live").status_code == 200
+            slowest = max(slowest, time.perf_counter() - started)
+            time.sleep(0.02)
+    stop.set()
+    for sender in senders:
+        sender.join(30)
+    assert answered and set(answered) == {200}
+    assert slowest < 0.1, f"a probe took {slowest * 1000:.0f} ms"
+
+
+# A client that opens streams of 64 KiB items, then never reads again (SIGSTOP).
+STOPPING_CLIENT = """
+import sys, grpc
+from tritonclient.grpc import service_pb2 as pb2
+request = pb2.ModelInferRequest(model_name="StreamingService")
+request.inputs.add(name="x", datatype="INT32", shape=[1]).contents.int_contents.append(1)
+request.parameters["mode"].string_param = "big"
+request.parameters["n"].int64_param = 100000
+channels = [grpc.insecure_channel(sys.argv[1]) for _ in range(10)]
+calls = [
+    channels[i % 10].stream_stream(
+        "/inference.GRPCInferenceService/ModelStreamInfer",
+        request_serializer=pb2.ModelInferRequest.SerializeToString,
+        response_deserializer=pb2.ModelStreamInferResponse.FromString,
+    )(iter([request]), timeout=60)
+    for i in range(int(sys.argv[2]))
+]
+print("open", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_streams_nobody_reads_hold_their_generator_and_free_their_memory(
+    make_project, start_server
+):
+    """200 streams whose client stops reading: each generator is held to what the
+    transport buffers; when the client dies, the worker gives the memory back."""
+    server = start_server(make_project("streaming"))
+    stats_body = {"parameters": {"mode": "stats"}}
+
+    def produced() -> int:
+        url = f"{server.http}/v2/models/StreamingService/infer"
+        return httpx.post(url, json=stats_body).json()["parameters"]["produced_in_all"]
+
+    start = process_tree_rss(server.process.pid)
+    client = subprocess.Popen(
+        [sys.executable, "-c", STOPPING_CLIENT, server.grpc, "200"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert client.stdout.readline() == b"open\n"
+        time.sleep(1)
+        os.kill(client.pid, signal.SIGSTOP)
+        time.sleep(1.5)
+        held = process_tree_rss(server.process.pid)
+        assert produced() < 200 * 40  # of 100,000 each
+        time.sleep(1)
+        assert produced() == produced()  # nothing more is pulled
+    finally:
+        client.kill()
+        client.wait()
+    time.sleep(3)
+    after = process_tree_rss(server.process.pid)
+    assert held - start < 200 * 2**20
+    assert held - after > 0.6 * (held - start), (start, held, after)
+    still = httpx.post(
+        f"{server.http}/v2/models/StreamingService/infer", json=stats_body
+    )
+    assert still.status_code == 200

@@ -47,6 +47,7 @@ class StreamingService(Service):
                 # contexts of finished streams are emptied by the server
                 "open_contexts": sum(1 for c in self.stream_contexts if c),
                 "produced": getattr(self, "produced", 0),
+                "produced_in_all": getattr(self, "produced_in_all", 0),
             }
 
         count = int(options.get("n", 5))
@@ -81,6 +82,7 @@ class StreamingService(Service):
         self.produced = 0
         for index in range(count):
             self.produced += 1
+            self.produced_in_all = getattr(self, "produced_in_all", 0) + 1
             yield {"index": index, "blob": "x" * 65536}
 
     async def _async_tokens(self, count, delay):

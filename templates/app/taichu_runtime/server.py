@@ -33,6 +33,7 @@ from .grpc_api.call_pool import CallPool
 from .grpc_api.health import add_health
 from .grpc_api.servicer import Pools, add_services
 from .http_api.app import create_app
+from .http_api.body import Bodies
 from .http_api.connection_limits import bounded_protocol, connections_per_port
 from .loader import LoadError, load_model
 from .settings import USER_MISTAKE, Settings
@@ -102,7 +103,7 @@ def start_grpc(settings: Settings, state: ServerState, guard: Guard, loop):
             ("grpc.so_reuseport", 1 if settings.workers > 1 else 0),
         ],
     )
-    add_services(server, state, guard, loop, calls, pools, settings.idle_timeout)
+    add_services(server, state, guard, loop, calls, pools, settings)
     add_health(server, state, pools)
     address = grpc_address(settings.host, settings.grpc_port)
     try:
@@ -202,7 +203,8 @@ async def serve(
             guard.metrics = Metrics(model_name, in_flight)
         return guard.metrics, tracing
 
-    app = create_app(state, guard, settings.max_request_size)
+    bodies = Bodies(settings.max_request_size, settings.max_decoded_size)
+    app = create_app(state, guard, bodies)
     http_server = HttpServer(http_config(settings, app, guard, ledger))
     http_task = asyncio.create_task(http_server.serve(sockets=[http_socket]))
     logger.info(

@@ -62,6 +62,12 @@ OPTIONS = (
     Option("server", "grpc_port", 8081, "gRPC port"),
     Option("server", "workers", 1, "processes, each with its own model instance"),
     Option("server", "max_request_size", 64 * MiB, "largest request or message, bytes"),
+    Option(
+        "server",
+        "max_decoded_size",
+        32 * MiB,
+        "most memory a request's decoded inputs take, bytes (budget.py)",
+    ),
     Option("server", "shutdown_timeout", 30.0, "seconds to finish in-flight work"),
     Option(
         "server",
@@ -143,6 +149,7 @@ class Settings:
     grpc_port: int
     workers: int
     max_request_size: int
+    max_decoded_size: int
     shutdown_timeout: float
     log_level: str
     model_name: str
@@ -317,6 +324,9 @@ def load_settings(
     for name in ("http_port", "grpc_port"):
         if not 0 < getattr(settings, name) < 65536:
             raise SettingsError(f"{name} must be between 1 and 65535")
+    for name in ("max_request_size", "max_decoded_size"):
+        if getattr(settings, name) < 1:
+            raise SettingsError(f"{name} must be at least 1")
     if settings.http_port == settings.grpc_port:
         raise SettingsError(f"http_port and grpc_port are both {settings.http_port}")
     if bool(settings.tls_cert) != bool(settings.tls_key):

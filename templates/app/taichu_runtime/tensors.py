@@ -13,6 +13,7 @@ from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .budget import BYTES_ELEMENT_SIZE, NO_LIMIT, DecodeBudget
 from .errors import InvalidInput, ModelFailed
 
 # v2 datatype -> numpy dtype (little-endian, as the protocol's raw form is).
@@ -133,7 +134,13 @@ def _as_bytes(item: Any, tensor: str) -> bytes:
     )
 
 
-def from_list(tensor: str, datatype: str, shape: Any, data: Any) -> np.ndarray:
+def from_list(
+    tensor: str,
+    datatype: str,
+    shape: Any,
+    data: Any,
+    budget: DecodeBudget = NO_LIMIT,
+) -> np.ndarray:
     """JSON `data` (flat or nested) or gRPC typed contents -> array."""
     dtype = dtype_for(datatype, tensor)
     shape = check_shape(shape, tensor)
@@ -142,9 +149,8 @@ def from_list(tensor: str, datatype: str, shape: Any, data: Any) -> np.ndarray:
     if len(flat) != expected:
         raise _wrong_count(tensor, shape, expected, len(flat))
     if datatype == "BYTES":
-        array = np.empty(expected, dtype=object)
-        array[:] = [_as_bytes(item, tensor) for item in flat]
-        return array.reshape(shape)
+        return _bytes_tensor(tensor, shape, flat, budget)
+    budget.take(expected * dtype.itemsize, f"input '{tensor}'")
     if datatype == "BOOL":
         if not all(isinstance(v, (bool, np.bool_)) for v in flat):
             raise InvalidInput(f"input '{tensor}': BOOL data must be true or false")
@@ -157,60 +163,108 @@ def from_list(tensor: str, datatype: str, shape: Any, data: Any) -> np.ndarray:
     if len(flat) <= _FEW:
         allowed = _INTEGERS if dtype.kind in "iu" else _NUMBERS
         if not all(type(v) in allowed for v in flat):
-            what = "integers" if dtype.kind in "iu" else "numbers"
-            raise InvalidInput(f"input '{tensor}': {datatype} data must be {what}")
+            raise _not_numbers(tensor, datatype, dtype)
         try:
             return np.asarray(flat, dtype=dtype).reshape(shape)
         except (ValueError, TypeError, OverflowError) as error:
             raise _does_not_fit(tensor, datatype, error) from None
+    array = np.empty(expected, dtype)
     try:
-        values = np.asarray(flat)
-        if values.dtype.kind not in _KINDS_FOR[dtype.kind]:
-            what = "integers" if dtype.kind in "iu" else "numbers"
-            raise InvalidInput(f"input '{tensor}': {datatype} data must be {what}")
-        if values.dtype == dtype:
-            return values.reshape(shape)
-        if dtype.kind in "iu":  # out-of-range integers raise here
-            return np.asarray(flat, dtype=dtype).reshape(shape)
-        return values.astype(dtype).reshape(shape)
+        for start in range(0, expected, _CHUNK):
+            array[start : start + _CHUNK] = _numbers(
+                tensor, datatype, dtype, flat[start : start + _CHUNK]
+            )
     except (ValueError, TypeError, OverflowError) as error:
         raise _does_not_fit(tensor, datatype, error) from None
+    return array.reshape(shape)
+
+
+def _numbers(tensor: str, datatype: str, dtype: np.dtype, values: list) -> np.ndarray:
+    """Many JSON values, checked by the kind numpy reads them as, then converted."""
+    array = np.asarray(values)
+    if array.dtype.kind not in _KINDS_FOR[dtype.kind]:
+        raise _not_numbers(tensor, datatype, dtype)
+    if dtype.kind in "iu" and array.dtype != dtype:
+        return np.asarray(values, dtype=dtype)  # out-of-range integers raise here
+    return array
+
+
+def _not_numbers(tensor: str, datatype: str, dtype: np.dtype) -> InvalidInput:
+    what = "integers" if dtype.kind in "iu" else "numbers"
+    return InvalidInput(f"input '{tensor}': {datatype} data must be {what}")
+
+
+def _bytes_tensor(
+    tensor: str, shape: Tuple[int, ...], items: Sequence, budget: DecodeBudget
+) -> np.ndarray:
+    """A BYTES array of `items` (str or bytes), counted against `budget` first."""
+    try:
+        payload = sum(map(len, items))
+    except TypeError:
+        payload = 0  # an element that is no string: refused below
+    count = len(items)
+    budget.take(count * BYTES_ELEMENT_SIZE + payload, f"input '{tensor}'")
+    array = np.empty(count, dtype=object)
+    array[:] = [_as_bytes(item, tensor) for item in items]
+    return array.reshape(shape)
 
 
 # The kinds of values (numpy's inference from the JSON values) each kind of datatype
 # takes: integers for integer tensors; integers or floats for float ones.
 _KINDS_FOR = {"i": "iu", "u": "iu", "f": "iuf"}
 _FEW = 64  # up to this many values, their Python types are checked one by one
+# Values converted per numpy call. A large tensor is converted in steps, so that a
+# thread decoding it lets the event loop run between two (each step holds the GIL).
+_CHUNK = 1 << 16
 _INTEGERS = frozenset({int})
 _NUMBERS = frozenset({int, float})
 
 
 def from_contents(
-    tensor: str, datatype: str, shape: List[int], values: Sequence
+    tensor: str,
+    datatype: str,
+    shape: List[int],
+    values: Sequence,
+    budget: DecodeBudget = NO_LIMIT,
 ) -> np.ndarray:
-    """gRPC typed contents (a flat repeated field of numbers, `shape` from a repeated
-    int64) -> array; BYTES go through from_list."""
-    if datatype == "BYTES":
-        return from_list(tensor, datatype, shape, list(values))
+    """gRPC typed contents (a flat repeated field, `shape` from a repeated int64)
+    -> array, without a Python object per value."""
     dtype = dtype_for(datatype, tensor)
-    check_shape(shape, tensor)
-    expected = _element_count(shape)
+    checked = check_shape(shape, tensor)
+    expected = _element_count(checked)
     if len(values) != expected:
         raise _wrong_count(tensor, shape, expected, len(values))
+    if datatype == "BYTES":
+        return _bytes_tensor(tensor, checked, values, budget)
+    budget.take(expected * dtype.itemsize, f"input '{tensor}'")
     try:
-        return np.fromiter(values, dtype, expected).reshape(shape)
+        if expected <= _CHUNK:
+            return np.fromiter(values, dtype, expected).reshape(checked)
+        array = np.empty(expected, dtype)
+        for start in range(0, expected, _CHUNK):
+            part = values[start : start + _CHUNK]
+            array[start : start + len(part)] = np.fromiter(part, dtype, len(part))
+        return array.reshape(checked)
     except (ValueError, TypeError, OverflowError) as error:
         raise _does_not_fit(tensor, datatype, error) from None
 
 
 def from_raw(
-    tensor: str, datatype: str, shape: Any, raw: "bytes | memoryview"
+    tensor: str,
+    datatype: str,
+    shape: Any,
+    raw: "bytes | memoryview",
+    budget: DecodeBudget = NO_LIMIT,
 ) -> np.ndarray:
-    """Raw little-endian bytes (gRPC raw contents, HTTP binary extension) -> array."""
+    """Raw little-endian bytes (gRPC raw contents, HTTP binary extension) -> array.
+    A numeric array is a view of `raw`: it takes no memory of its own."""
     dtype = dtype_for(datatype, tensor)
     shape = check_shape(shape, tensor)
     expected = _element_count(shape)
     if datatype == "BYTES":
+        # Each element has a 4-byte length: the data bounds how many there can be.
+        count = min(expected, len(raw) // 4)
+        budget.take(count * BYTES_ELEMENT_SIZE + len(raw), f"input '{tensor}'")
         items = unpack_bytes(raw, tensor)
         if len(items) != expected:
             raise InvalidInput(

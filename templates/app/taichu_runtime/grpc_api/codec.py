@@ -8,6 +8,7 @@ parameter encoding a service uses.
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
+from ..budget import NO_LIMIT, DecodeBudget
 from ..errors import InvalidInput
 from ..proto import open_inference_pb2 as v2_pb2
 from ..proto import taichu_infer_pb2 as legacy_pb2
@@ -36,7 +37,7 @@ CONTENTS_FIELD = {
 class Dialect:
     name: str  # the gRPC package
     response_class: type
-    read_parameter: Callable[[Any], Any]
+    read_parameter: Callable[..., Any]  # (parameter[, budget]) -> value
     write_parameter: Callable[[Any, Any], None]
     # ModelStreamInfer: a response -> the stream's message; (error, request id) -> message.
     stream_item: Callable[[Any], Any]
@@ -76,10 +77,10 @@ LEGACY = Dialect(
 )
 
 
-def _decode_input(tensor, raw) -> Any:
+def _decode_input(tensor, raw, budget: DecodeBudget) -> Any:
     shape = list(tensor.shape)
     if raw is not None:
-        return from_raw(tensor.name, tensor.datatype, shape, raw)
+        return from_raw(tensor.name, tensor.datatype, shape, raw, budget)
     field = CONTENTS_FIELD.get(tensor.datatype)
     if field is None:
         if tensor.datatype == "FP16":
@@ -89,18 +90,20 @@ def _decode_input(tensor, raw) -> Any:
         return from_list(
             tensor.name, tensor.datatype, shape, []
         )  # reports the datatype
-    return from_contents(
-        tensor.name, tensor.datatype, shape, getattr(tensor.contents, field)
-    )
+    values = getattr(tensor.contents, field)
+    return from_contents(tensor.name, tensor.datatype, shape, values, budget)
 
 
 def decode_request(
-    message, dialect: Dialect, headers: Mapping[str, str]
+    message,
+    dialect: Dialect,
+    headers: Mapping[str, str],
+    budget: DecodeBudget = NO_LIMIT,
 ) -> InferRequest:
     params = {}
     if message.parameters:  # iterating even an empty protobuf map is slow
         params = {
-            key: parameters.read(dialect.read_parameter, key, value)
+            key: parameters.read(dialect.read_parameter, key, value, budget)
             for key, value in message.parameters.items()
         }
     raw = message.raw_input_contents
@@ -119,7 +122,7 @@ def decode_request(
                     f"input '{tensor.name}' has both typed contents and "
                     "raw_input_contents; send one or the other"
                 )
-            data[tensor.name] = _decode_input(tensor, raw[i] if raw else None)
+            data[tensor.name] = _decode_input(tensor, raw[i] if raw else None, budget)
     elif params:
         data, mode = params, PARAMETERS  # 2.x style: the parameters are the data
     else:
@@ -138,7 +141,10 @@ def decode_request(
     if message.outputs:
         request.requested_outputs = [o.name for o in message.outputs]
         request.output_parameters = {
-            o.name: {k: dialect.read_parameter(v) for k, v in o.parameters.items()}
+            o.name: {
+                key: parameters.read(dialect.read_parameter, key, value, budget)
+                for key, value in o.parameters.items()
+            }
             for o in message.outputs
         }
     return request

@@ -13,6 +13,7 @@ from typing import Any, Callable
 import numpy as np
 import orjson
 
+from ..budget import NO_LIMIT, DecodeBudget
 from ..errors import InvalidInput
 from ..protocol import check_nesting
 
@@ -31,7 +32,7 @@ def _json(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY).decode()
 
 
-def read_v2(parameter) -> Any:
+def read_v2(parameter, budget: DecodeBudget = NO_LIMIT) -> Any:
     which = parameter.WhichOneof("parameter_choice")
     return None if which is None else getattr(parameter, which)
 
@@ -54,18 +55,20 @@ def write_v2(parameter, value: Any) -> None:
         parameter.string_param = _json(value)
 
 
-def read(reader: Callable[[Any], Any], key: str, parameter) -> Any:
+def read(reader: Callable[..., Any], key: str, parameter, budget: DecodeBudget) -> Any:
     """A request parameter's value, by `reader`; InvalidInput names the parameter."""
     try:
-        return reader(parameter)
+        return reader(parameter, budget)
     except InvalidInput as error:
         raise InvalidInput(f"parameter '{key}': {error}") from None
 
 
-def read_legacy(parameter) -> Any:
+def read_legacy(parameter, budget: DecodeBudget = NO_LIMIT) -> Any:
     if parameter.HasField("json_param"):
+        text = parameter.json_param
+        budget.take_json(text, "json_param")
         try:
-            value = orjson.loads(parameter.json_param)
+            value = orjson.loads(text)
         except orjson.JSONDecodeError:
             raise InvalidInput("json_param is not valid JSON") from None
         check_nesting(value, "json_param")

@@ -10,11 +10,13 @@ from typing import Iterable, NamedTuple
 
 import grpc
 
-from .. import GENERATOR_VERSION
+from .. import GENERATOR_VERSION, freed_memory
+from ..budget import DecodeBudget
 from ..errors import ServingError
 from ..governance.guard import CLIENT_CLOSED, Guard
 from ..proto import open_inference_pb2 as pb2
 from ..proto import open_inference_pb2_grpc, taichu_infer_pb2_grpc
+from ..settings import Settings
 from ..state import ServerState
 from ..surface import INFERENCE_METHODS, SPARE, STREAMS, WATCHES, GrpcMethod
 from . import codec
@@ -75,8 +77,10 @@ class InferenceServicer:
         calls: CallPool,
         pools: Pools,
         idle_streams: IdleStreams,
+        max_decoded_size: int,
     ) -> None:
         self.state = state
+        self.max_decoded_size = max_decoded_size
         self.dialect = dialect
         self.guard = guard
         self.loop = loop
@@ -128,6 +132,7 @@ class InferenceServicer:
             message,
             self.dialect,
             metadata,
+            DecodeBudget(self.max_decoded_size),
             draining=draining,
         )
 
@@ -181,6 +186,7 @@ class InferenceServicer:
             idle.forget(context)
             self.state.busy(-1)
             stream_context.clear()
+            freed_memory.mark()
 
     def _stream_replies(self, message, context, metadata, stream_context):
         dialect = self.dialect
@@ -239,9 +245,9 @@ def add_services(
     loop,
     calls: CallPool,
     pools: Pools,
-    idle_timeout: float,
+    settings: Settings,
 ) -> None:
-    idle_streams = IdleStreams(idle_timeout)
+    idle_streams = IdleStreams(settings.idle_timeout)
     for dialect, add in (
         (codec.V2, open_inference_pb2_grpc.add_GRPCInferenceServiceServicer_to_server),
         (
@@ -250,6 +256,13 @@ def add_services(
         ),
     ):
         servicer = InferenceServicer(
-            state, dialect, guard, loop, calls, pools, idle_streams
+            state,
+            dialect,
+            guard,
+            loop,
+            calls,
+            pools,
+            idle_streams,
+            settings.max_decoded_size,
         )
         add(servicer, server)

@@ -22,7 +22,7 @@ from ..governance import metrics
 from ..governance.guard import Guard
 from ..state import ServerState
 from ..surface import HTTP_ROUTES, INFER_ROUTE
-from .body import read_body
+from .body import Bodies
 from .codec import decode_generate, dumps, encode_fields
 from .infer_route import InferRoute, error_headers
 from .openapi import openapi_document
@@ -62,10 +62,10 @@ async def unexpected_error(request: Request, error: Exception) -> Response:
 class Endpoints:
     """The handlers of surface.py's HTTP routes, by the names the table gives them."""
 
-    def __init__(self, state: ServerState, guard: Guard, max_request_size: int):
+    def __init__(self, state: ServerState, guard: Guard, bodies: Bodies):
         self.state = state
         self.guard = guard
-        self.max_request_size = max_request_size
+        self.bodies = bodies
 
     # -- health and metrics (never limited, never need the model) ---------------------
 
@@ -116,13 +116,13 @@ class Endpoints:
 
     async def _open(self, request: Request, call):
         """(model, request) from the path and the body (2.x-style fields)."""
-        body = await read_body(request.receive, request.headers, self.max_request_size)
+        body = await self.bodies.read(request.receive, request.headers)
         if body is None:
             raise ClientDisconnect()
         name = request.path_params["name"]
         version = request.path_params.get("version", "")
-        return self.state.open_request(
-            call, name, version, decode_generate, body, request.headers, name, version
+        return await self.bodies.open(
+            self.state, call, name, version, decode_generate, body, request.headers
         )
 
     async def generate(self, request: Request) -> Response:
@@ -178,7 +178,7 @@ class Endpoints:
                     await items.aclose()
 
 
-def create_app(state: ServerState, guard: Guard, max_request_size: int) -> InferRoute:
+def create_app(state: ServerState, guard: Guard, bodies: Bodies) -> InferRoute:
     """The worker's ASGI app: InferRoute answers POST .../infer itself and hands every
     other request to a FastAPI app with the rest of surface.py's routes."""
     app = FastAPI(
@@ -192,11 +192,11 @@ def create_app(state: ServerState, guard: Guard, max_request_size: int) -> Infer
     app.add_exception_handler(Exception, unexpected_error)
     document = openapi_document(app.title, app.version)
     app.openapi = lambda: document  # type: ignore[method-assign]
-    endpoints = Endpoints(state, guard, max_request_size)
+    endpoints = Endpoints(state, guard, bodies)
     for route in HTTP_ROUTES:
         if route is INFER_ROUTE:
             continue  # the hot path, answered in front of FastAPI: infer_route.py
         handler = getattr(endpoints, route.handler)
         for path in route.paths:
             app.add_api_route(path, handler, methods=[route.method])
-    return InferRoute(app, state, guard, max_request_size)
+    return InferRoute(app, state, guard, bodies)

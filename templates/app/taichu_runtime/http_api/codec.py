@@ -13,6 +13,7 @@ from typing import Any, Dict, List, Mapping, Tuple
 import numpy as np
 import orjson
 
+from ..budget import NO_LIMIT, DecodeBudget
 from ..errors import InvalidInput, ModelFailed
 from ..protocol import (
     FIELDS,
@@ -54,10 +55,12 @@ def _object(value: Any, what: str) -> Dict[str, Any]:
     return value
 
 
-def _split_body(body: bytes, headers: Mapping[str, str]) -> Tuple[bytes, memoryview]:
+def _json_length(body: bytes, headers: Mapping[str, str]) -> int:
+    """How many of the body's bytes are JSON: all, or what the binary extension's
+    header says (the rest is tensor data)."""
     length = headers.get(HEADER_LENGTH)
     if length is None:
-        return body, memoryview(b"")
+        return len(body)
     try:
         size = int(length)
     except ValueError:
@@ -68,10 +71,12 @@ def _split_body(body: bytes, headers: Mapping[str, str]) -> Tuple[bytes, memoryv
         raise InvalidInput(
             f"{HEADER_LENGTH} {size} exceeds the body ({len(body)} bytes)"
         )
-    return body[:size], memoryview(body)[size:]
+    return size
 
 
-def _decode_inputs(documents: Any, binary: memoryview) -> Dict[str, np.ndarray]:
+def _decode_inputs(
+    documents: Any, binary: memoryview, budget: DecodeBudget
+) -> Dict[str, np.ndarray]:
     if not isinstance(documents, list):
         raise InvalidInput("'inputs' must be a list")
     inputs = {}
@@ -97,9 +102,9 @@ def _decode_inputs(documents: Any, binary: memoryview) -> Dict[str, np.ndarray]:
                 )
             raw = binary[offset : offset + size]
             offset += size
-            inputs[name] = from_raw(name, datatype, shape, raw)
+            inputs[name] = from_raw(name, datatype, shape, raw, budget)
         elif "data" in doc:
-            inputs[name] = from_list(name, datatype, shape, doc["data"])
+            inputs[name] = from_list(name, datatype, shape, doc["data"], budget)
         else:
             raise InvalidInput(f"input '{name}' has no 'data'")
     if offset != len(binary):
@@ -109,14 +114,18 @@ def _decode_inputs(documents: Any, binary: memoryview) -> Dict[str, np.ndarray]:
     return inputs
 
 
-def _load_object(body: bytes) -> Dict[str, Any]:
+def _load_object(body: bytes, budget: DecodeBudget, length: int = -1) -> Dict[str, Any]:
+    """The JSON object in body[:length] (all of it by default), parsed in place."""
+    length = len(body) if length < 0 else length
+    budget.take_json(body, "the request's JSON", 0, length)
+    text = body if length == len(body) else memoryview(body)[:length]
     try:
-        doc = orjson.loads(body)
+        doc = orjson.loads(text)
     except orjson.JSONDecodeError as error:
         # NaN and Infinity, as Triton's clients write them (and we do): Python's json
         # reads those; anything it cannot read either is reported as orjson saw it.
         try:
-            doc = json.loads(body)
+            doc = json.loads(bytes(text))
         except (ValueError, RecursionError):
             raise InvalidInput(f"the request body is not valid JSON: {error}") from None
     if not isinstance(doc, dict):
@@ -125,16 +134,21 @@ def _load_object(body: bytes) -> Dict[str, Any]:
 
 
 def decode_request(
-    body: bytes, headers: Mapping[str, str], model_name: str, model_version: str
+    body: bytes,
+    headers: Mapping[str, str],
+    model_name: str,
+    model_version: str,
+    budget: DecodeBudget = NO_LIMIT,
 ) -> InferRequest:
     """An infer request: v2 `inputs`, or a 2.x-style body with only `parameters`."""
-    json_part, binary = _split_body(body, headers)
-    doc = _load_object(json_part)
+    length = _json_length(body, headers)
+    doc = _load_object(body, budget, length)
     parameters = _object(doc.get("parameters"), "'parameters'")
     if parameters:
         check_nesting(parameters, "'parameters'")
     if "inputs" in doc:
-        data, mode = _decode_inputs(doc["inputs"], binary), TENSORS
+        binary = memoryview(body)[length:]
+        data, mode = _decode_inputs(doc["inputs"], binary, budget), TENSORS
     elif "parameters" in doc:
         data, mode = parameters, PARAMETERS
     else:
@@ -228,11 +242,15 @@ def encode_response(
 
 
 def decode_generate(
-    body: bytes, headers: Mapping[str, str], model_name: str, model_version: str
+    body: bytes,
+    headers: Mapping[str, str],
+    model_name: str,
+    model_version: str,
+    budget: DecodeBudget = NO_LIMIT,
 ) -> InferRequest:
     """A generate request (Triton's generate extension): a flat JSON object whose fields,
     all but `id` and `parameters`, are the hooks' input_data as they are."""
-    doc = _load_object(body)
+    doc = _load_object(body, budget)
     check_nesting(doc, "the request")
     fields = {k: v for k, v in doc.items() if k not in ("id", "parameters")}
     return InferRequest(

@@ -18,7 +18,7 @@ from ..errors import STOPPED, ServingError
 from ..governance.guard import CLIENT_CLOSED, Guard
 from ..state import ServerState
 from ..surface import INFER_ROUTE, path_regex
-from .body import read_body
+from .body import Bodies
 from .codec import decode_request, dumps, encode_response
 
 logger = logging.getLogger("taichu_runtime")
@@ -65,13 +65,11 @@ def raw_headers(content_type: bytes, headers: Dict[str, str]) -> list:
 class InferRoute:
     """ASGI app: answers infer requests itself and hands everything else to `app`."""
 
-    def __init__(
-        self, app, state: ServerState, guard: Guard, max_request_size: int
-    ) -> None:
+    def __init__(self, app, state: ServerState, guard: Guard, bodies: Bodies) -> None:
         self.app = app
         self.state = state
         self.guard = guard
-        self.max_request_size = max_request_size
+        self.bodies = bodies
 
     async def __call__(self, scope, receive, send) -> None:
         match = None
@@ -108,12 +106,12 @@ class InferRoute:
         headers = Headers(scope=scope)
         try:
             async with self.guard.call("http", name, headers) as call:
-                body = await read_body(receive, headers, self.max_request_size)
+                body = await self.bodies.read(receive, headers)
                 if body is None:
                     call.status = CLIENT_CLOSED
                     return
-                host, request = self.state.open_request(
-                    call, name, version, decode_request, body, headers, name, version
+                host, request = await self.bodies.open(
+                    self.state, call, name, version, decode_request, body, headers
                 )
                 del body  # a large JSON body need not wait with the request
                 response = await self.guard.within_deadline(host.infer(request))

@@ -354,13 +354,14 @@ def test_health_probes_answer_at_once_while_large_bodies_are_decoded(
     assert slowest < 0.1, f"a probe took {slowest * 1000:.0f} ms"
 
 
-# A client that opens streams of 64 KiB items, then never reads again (SIGSTOP).
+# A client that opens streams of 64 KiB items, then never reads again (SIGSTOP):
+# arguments: target, streams, the streams' mode.
 STOPPING_CLIENT = """
 import sys, grpc
 from tritonclient.grpc import service_pb2 as pb2
 request = pb2.ModelInferRequest(model_name="StreamingService")
 request.inputs.add(name="x", datatype="INT32", shape=[1]).contents.int_contents.append(1)
-request.parameters["mode"].string_param = "big"
+request.parameters["mode"].string_param = sys.argv[3]
 request.parameters["n"].int64_param = 100000
 channels = [grpc.insecure_channel(sys.argv[1]) for _ in range(10)]
 calls = [
@@ -390,7 +391,7 @@ def test_streams_nobody_reads_hold_their_generator_and_free_their_memory(
 
     start = process_tree_rss(server.process.pid)
     client = subprocess.Popen(
-        [sys.executable, "-c", STOPPING_CLIENT, server.grpc, "200"],
+        [sys.executable, "-c", STOPPING_CLIENT, server.grpc, "200", "big"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
     )
@@ -414,3 +415,89 @@ def test_streams_nobody_reads_hold_their_generator_and_free_their_memory(
         f"{server.http}/v2/models/StreamingService/infer", json=stats_body
     )
     assert still.status_code == 200
+
+
+# -- connection age and keepalive ------------------------------------------------------
+
+
+def test_connections_older_than_max_connection_age_move_on(limited):
+    """HTTP: closed once idle past the age. gRPC: the client is sent to a new
+    connection and its calls go on working; a stream open past the age and the grace
+    (shutdown_timeout) is ended."""
+    server = limited("--max-connection-age", "1", "--shutdown-timeout", "1")
+    with socket.create_connection(("127.0.0.1", server.http_port), timeout=5) as s:
+        s.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert s.recv(65536).startswith(b"HTTP/1.1 200")
+        time.sleep(2.5)
+        assert s.recv(65536) == b""  # closed by the server
+    channel = grpc.insecure_channel(server.grpc)
+    live = channel.unary_unary(
+        "/inference.GRPCInferenceService/ServerLive",
+        request_serializer=pb2.ServerLiveRequest.SerializeToString,
+        response_deserializer=pb2.ServerLiveResponse.FromString,
+    )
+    silent = threading.Event()
+    replies = stream_method(channel)(one_message_then_silence(silent), timeout=30)
+    assert not next(replies).error_message
+    assert live(pb2.ServerLiveRequest(), timeout=5).live
+    with pytest.raises(grpc.RpcError) as ended:
+        next(replies)
+    assert ended.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert live(pb2.ServerLiveRequest(), timeout=5).live  # on a new connection
+    silent.set()
+    channel.close()
+
+
+def h2_frames(s: socket.socket):
+    """The HTTP/2 frames a server sends: (type, flags, payload)."""
+    buffer = b""
+    while True:
+        while len(buffer) < 9:
+            data = s.recv(65536)
+            if not data:
+                return
+            buffer += data
+        length = int.from_bytes(buffer[:3], "big")
+        while len(buffer) < 9 + length:
+            data = s.recv(65536)
+            if not data:
+                return
+            buffer += data
+        yield buffer[3], buffer[4], buffer[9 : 9 + length]
+        buffer = buffer[9 + length :]
+
+
+def test_a_grpc_client_that_pings_too_often_is_sent_away(limited):
+    """Pings with no call open, 50 a second: after two strikes the server ends the
+    connection with GOAWAY ENHANCE_YOUR_CALM, as gRPC's keepalive enforcement does."""
+    server = limited()
+    goaway, enhance_your_calm = 7, 11
+    with socket.create_connection(("127.0.0.1", server.grpc_port), timeout=5) as s:
+        s.sendall(
+            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes(9)[:3] + b"\x04" + bytes(5)
+        )
+        stop = threading.Event()
+
+        def ping() -> None:
+            for n in range(150):
+                if stop.is_set():
+                    return
+                try:
+                    s.sendall(
+                        b"\x00\x00\x08\x06\x00\x00\x00\x00\x00" + n.to_bytes(8, "big")
+                    )
+                except OSError:
+                    return
+                time.sleep(0.02)
+
+        pinger = threading.Thread(target=ping)
+        pinger.start()
+        codes = [
+            int.from_bytes(payload[4:8], "big")
+            for kind, _, payload in h2_frames(s)
+            if kind == goaway
+        ]
+        stop.set()
+        pinger.join()
+    assert enhance_your_calm in codes
+    still_serves(server)

@@ -72,6 +72,23 @@ def call_threads(settings: Settings, host) -> int:
     return max(settings.max_concurrent_requests, 32) + settings.max_queue_size
 
 
+# A client may ping this often with no data flowing; more often, twice, and the
+# server ends the connection (GOAWAY "too_many_pings"). gRPC's own default is 5
+# minutes, which turns away clients that keep their connections alive every 10-60 s.
+MIN_CLIENT_PING_SECONDS = 10
+
+
+def connection_age(settings: Settings) -> list:
+    """gRPC's options for max_connection_age: after it, the client is told to move to
+    a new connection (GOAWAY), and calls in flight get shutdown_timeout to finish."""
+    if not settings.max_connection_age:
+        return []
+    return [
+        ("grpc.max_connection_age_ms", int(settings.max_connection_age * 1000)),
+        ("grpc.max_connection_age_grace_ms", int(settings.shutdown_timeout * 1000)),
+    ]
+
+
 def start_grpc(settings: Settings, state: ServerState, guard: Guard, loop):
     """The gRPC server, not started yet, and its call pool."""
     pools = Pools(
@@ -95,6 +112,12 @@ def start_grpc(settings: Settings, state: ServerState, guard: Guard, loop):
             ("grpc.max_metadata_size", settings.max_header_size),
             ("grpc.max_concurrent_streams", settings.max_streams_per_connection),
             ("grpc.max_connection_idle_ms", int(settings.idle_timeout * 1000)),
+            *connection_age(settings),
+            (
+                "grpc.http2.min_recv_ping_interval_without_data_ms",
+                MIN_CLIENT_PING_SECONDS * 1000,
+            ),
+            ("grpc.http2.max_ping_strikes", 2),
             (
                 "grpc.max_allowed_incoming_connections",
                 connections_per_port(settings),

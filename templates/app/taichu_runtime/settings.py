@@ -92,6 +92,12 @@ OPTIONS = (
     Option("connections", "max_headers", 100, "HTTP request headers at most"),
     Option("connections", "max_url_length", 8192, "HTTP URL bytes at most"),
     Option("connections", "max_streams_per_connection", 1000, "gRPC calls at once"),
+    Option(
+        "connections",
+        "max_connection_age",
+        0.0,
+        "seconds a connection may last; 0: no limit",
+    ),
     Option("metrics", "enabled", True, "Prometheus text at /metrics", name="metrics"),
     Option(
         "metrics",
@@ -168,6 +174,7 @@ class Settings:
     max_headers: int
     max_url_length: int
     max_streams_per_connection: int
+    max_connection_age: float
     metrics: bool
     metrics_require_token: bool
     otlp_endpoint: str

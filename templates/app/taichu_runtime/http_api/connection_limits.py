@@ -8,7 +8,9 @@
 - the body: at least `min_upload_rate` bytes per second, over windows of a few
   seconds, while the server is ready to read it (408);
 - at most `max_connections` open connections per worker; past it a new connection
-  gets 503 at once and is closed, while the open ones keep being served.
+  gets 503 at once and is closed, while the open ones keep being served;
+- a connection older than `max_connection_age` is closed once it is idle between two
+  requests (a request in progress is never cut).
 
 uvicorn's own keep-alive timer (`idle_timeout`) closes connections idle between
 requests. Every refusal is a v2 error body and closes the connection.
@@ -64,6 +66,7 @@ def bounded_protocol(settings) -> type:
     max_headers = settings.max_headers
     header_timeout = settings.header_timeout
     min_rate = settings.min_upload_rate
+    max_age = settings.max_connection_age
     sweeping = False  # the sweep runs once the first connection has come
 
     class BoundedHTTPProtocol(HttpToolsProtocol):
@@ -75,6 +78,7 @@ def bounded_protocol(settings) -> type:
         _body_bytes = 0
         _window_since = 0.0  # the upload rate's current window: start, bytes then
         _window_bytes = 0
+        _opened = 0.0
 
         def connection_made(self, transport) -> None:  # type: ignore[override]
             if len(self.connections) >= max_connections:
@@ -85,7 +89,7 @@ def bounded_protocol(settings) -> type:
                 transport.close()
                 return
             super().connection_made(transport)
-            self._head_since = self.loop.time()  # a silent connection is timed too
+            self._opened = self._head_since = self.loop.time()  # silence is timed too
             nonlocal sweeping
             if not sweeping:
                 sweeping = True
@@ -148,6 +152,9 @@ def bounded_protocol(settings) -> type:
             """The time bounds of this connection, by the sweep."""
             if self._refused or self.transport.is_closing():
                 return
+            if max_age and now - self._opened > max_age and self._idle():
+                self.transport.close()
+                return
             if self._reading_head:
                 since = self._head_since
                 if (
@@ -177,6 +184,11 @@ def bounded_protocol(settings) -> type:
                     408, f"the request body came slower than {min_rate} bytes/s"
                 )
                 self._send_refusal()
+
+        def _idle(self) -> bool:
+            """Between two requests: the last one answered, no byte of the next."""
+            answered = self.cycle is None or self.cycle.response_complete
+            return self._reading_head and self._head == 0 and answered
 
         def _sweep(self) -> None:
             now = self.loop.time()

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
@@ -501,3 +502,98 @@ def test_a_grpc_client_that_pings_too_often_is_sent_away(limited):
         pinger.join()
     assert enhance_your_calm in codes
     still_serves(server)
+
+
+# -- work nobody waits for -------------------------------------------------------------
+
+FIXED = "/v2/models/FixedCostService/infer"
+
+
+def runs(server) -> int:
+    """How many requests the fixed-cost model ran, once its queue is empty."""
+    reply = httpx.post(
+        server.http + FIXED, json={"parameters": {"stats": True}}, timeout=30
+    )
+    return reply.json()["parameters"]["runs"]
+
+
+def at_once(count: int, send) -> list:
+    with ThreadPoolExecutor(count) as pool:
+        return list(pool.map(lambda _: send(), range(count)))
+
+
+def test_requests_whose_time_ran_out_in_the_queue_never_run(make_project, start_server):
+    """Eight requests of 300 ms at once with request_timeout 0.5 s: the first two
+    start in time, the six others get 504 while they wait and are dropped."""
+    server = start_server(
+        make_project("fixed_cost"), "--request-timeout", "0.5", env={"COST_MS": "300"}
+    )
+
+    def post():
+        body = {"parameters": {"go": 1}}
+        return httpx.post(server.http + FIXED, json=body, timeout=30).status_code
+
+    statuses = at_once(8, post)
+    assert statuses.count(200) >= 1 and statuses.count(504) >= 6
+    assert runs(server) <= 2
+
+
+def test_work_for_clients_that_left_is_dropped(make_project, start_server):
+    """No request_timeout: gRPC calls whose deadline passed and HTTP clients that hung
+    up while their request queued are not run either."""
+    server = start_server(make_project("fixed_cost"), env={"COST_MS": "300"})
+    channel = grpc.insecure_channel(server.grpc)
+    infer = channel.unary_unary(
+        "/inference.GRPCInferenceService/ModelInfer",
+        request_serializer=pb2.ModelInferRequest.SerializeToString,
+        response_deserializer=pb2.ModelInferResponse.FromString,
+    )
+
+    def call():
+        request = pb2.ModelInferRequest(model_name="FixedCostService")
+        request.parameters["go"].int64_param = 1
+        try:
+            infer(request, timeout=0.5)
+            return "OK"
+        except grpc.RpcError as error:
+            return error.code().name
+
+    codes = at_once(8, call)
+    assert codes.count("DEADLINE_EXCEEDED") >= 6
+    assert runs(server) <= 2
+    channel.close()
+
+    def hang_up():
+        try:
+            body = {"parameters": {"go": 1}}
+            return httpx.post(server.http + FIXED, json=body, timeout=0.5).status_code
+        except httpx.TimeoutException:
+            return "gone"
+
+    before = runs(server)
+    assert at_once(8, hang_up).count("gone") >= 6
+    assert runs(server) - before <= 2
+
+
+def test_a_request_too_late_to_finish_in_time_is_answered_at_once(
+    make_project, start_server
+):
+    """The model takes 300 ms; with 500 ms to answer, a request that waited 300 ms
+    behind another cannot make it: it is not started, and its 504 comes at once. Alone
+    in the queue it is always tried."""
+    server = start_server(
+        make_project("fixed_cost"), "--request-timeout", "0.5", env={"COST_MS": "300"}
+    )
+
+    def post():
+        body = {"parameters": {"go": 1}}
+        started = time.monotonic()
+        reply = httpx.post(server.http + FIXED, json=body, timeout=30)
+        return reply.status_code, time.monotonic() - started, reply.json()
+
+    assert post()[0] == 200  # the model's typical time is known from now on
+    answers = at_once(4, post)
+    late = [a for a in answers if a[0] == 504 and "not started" in a[2]["error"]]
+    assert len(late) >= 2
+    assert all(seconds < 0.45 for _, seconds, _ in late)
+    assert runs(server) <= 3

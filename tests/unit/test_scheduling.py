@@ -5,7 +5,12 @@ import threading
 
 import pytest
 
-from taichu_runtime.errors import ModelFailed, RequestTimeout, TooManyRequests
+from taichu_runtime.errors import (
+    Abandoned,
+    ModelFailed,
+    RequestTimeout,
+    TooManyRequests,
+)
 from taichu_runtime.governance.rate_limit import RateLimit
 from taichu_runtime.pipeline.admission import Admission
 from taichu_runtime.pipeline.batching import Batcher
@@ -61,6 +66,10 @@ def test_the_rate_limit_allows_one_second_of_burst():
         limit.take()
 
 
+def wanted() -> bool:  # the `abandoned` check of a request someone waits for
+    return False
+
+
 def test_a_batch_is_bounded_and_each_result_goes_to_its_request():
     async def main():
         sizes = []
@@ -70,7 +79,7 @@ def test_a_batch_is_bounded_and_each_result_goes_to_its_request():
             return [ValueError("odd") if i % 2 else i * 10 for i in items]
 
         batcher = Batcher(run_batch, max_size=4, max_delay=0.01)
-        calls = [batcher.submit(i, {}) for i in range(10)]
+        calls = [batcher.submit(i, {}, wanted) for i in range(10)]
         results = await asyncio.gather(*calls, return_exceptions=True)
         assert max(sizes) <= 4 and sum(sizes) == 10
         for i, result in enumerate(results):
@@ -89,9 +98,29 @@ def test_a_batch_result_of_the_wrong_length_fails_the_batch():
 
         batcher = Batcher(run_batch, max_size=2, max_delay=0.01)
         results = await asyncio.gather(
-            batcher.submit(1, {}), batcher.submit(2, {}), return_exceptions=True
+            batcher.submit(1, {}, wanted),
+            batcher.submit(2, {}, wanted),
+            return_exceptions=True,
         )
         assert all(isinstance(r, ModelFailed) for r in results)
         assert "must return a list of 2 results" in str(results[0])
+
+    asyncio.run(main())
+
+
+def test_a_request_nobody_waits_for_is_left_out_of_its_batch():
+    async def main():
+        batches = []
+
+        async def run_batch(items, contexts):
+            batches.append(items)
+            return items
+
+        batcher = Batcher(run_batch, max_size=3, max_delay=0.01, dropped=Abandoned)
+        gone = {2}
+        calls = [batcher.submit(i, {}, lambda i=i: i in gone) for i in range(3)]
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        assert batches == [[0, 1]]
+        assert results[:2] == [0, 1] and isinstance(results[2], Abandoned)
 
     asyncio.run(main())

@@ -40,6 +40,13 @@ class ModelFailed(ServingError):
     grpc_code = "INTERNAL"
 
 
+class Abandoned(ServingError):
+    """Dropped before it ran: its client had gone, or stopped waiting."""
+
+    http_status = 499
+    grpc_code = "CANCELLED"
+
+
 # What a request still running when shutdown_timeout passes is told.
 STOPPED = "the server shut down before the request finished"
 

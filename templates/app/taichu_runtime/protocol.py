@@ -11,9 +11,10 @@ their result becomes:
   FIELDS      the generate extension's JSON fields -> that dict;  result -> JSON fields
 """
 
+import math
 import re
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional
 
 import numpy as np
 
@@ -44,6 +45,10 @@ def checked_id(value: Any) -> str:
             f"'id' must be printable ASCII of at most {MAX_ID_LENGTH} characters"
         )
     return text
+
+
+def _never() -> bool:
+    return False
 
 
 def check_nesting(value: Any, what: str) -> None:
@@ -80,6 +85,17 @@ class InferRequest:
     protocol: str = "http"
     # The client sent raw tensor bytes (gRPC raw_input_contents): answer in kind.
     raw_contents: bool = False
+    # Whether the client went away (HTTP disconnect, gRPC cancel): the adapter's check.
+    client_left: Callable[[], bool] = _never
+    # The caller stopped waiting (request_timeout or the deadline passed, cancelled).
+    given_up: bool = False
+    # time.monotonic() by which the answer is due (request_timeout, gRPC deadline).
+    deadline: float = math.inf
+
+    def abandoned(self) -> bool:
+        """Nobody waits for the answer any more: work for it that has not started is
+        dropped (pipeline/host.py)."""
+        return self.given_up or self.client_left()
 
 
 @dataclass

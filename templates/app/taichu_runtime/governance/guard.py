@@ -18,7 +18,7 @@ from ..errors import (
     Unauthenticated,
 )
 from ..logs import ACCESS_LOG, REQUEST_ID, new_request_id
-from ..protocol import is_valid_id
+from ..protocol import InferRequest, is_valid_id
 from .rate_limit import RateLimit
 
 CLIENT_CLOSED = 499  # status recorded when the client goes away first
@@ -207,11 +207,13 @@ class Guard:
         limits = [t for t in (timeout, remaining) if t is not None]
         return min(limits) if limits else None
 
-    async def within_deadline(self, work: Awaitable, remaining: Optional[float] = None):
-        """Await `work` within request_timeout and the client's own deadline, if any."""
-        limit = self.time_limit(remaining)
+    async def within_deadline(self, work: Awaitable, request: InferRequest):
+        """Await `work` for `request` within request_timeout, if any; the request
+        knows its deadline (the pipeline drops it if it could not make it)."""
+        limit = self.time_limit()
         if limit is None:
             return await work
+        request.deadline = time.monotonic() + limit
         try:
             return await asyncio.wait_for(work, limit)
         except asyncio.TimeoutError:

@@ -123,8 +123,8 @@ class InferenceServicer:
             outputs=[tensors(**t) for t in meta["outputs"]],
         )
 
-    def _open(self, message, call, metadata, draining=None):
-        return self.state.open_request(
+    def _open(self, message, call, context, metadata, draining=None):
+        host, request = self.state.open_request(
             call,
             message.model_name,
             message.model_version,
@@ -135,6 +135,9 @@ class InferenceServicer:
             DecodeBudget(self.max_decoded_size),
             draining=draining,
         )
+        # Cancelled, or past its deadline: its work is dropped if not yet started.
+        request.client_left = lambda: not context.is_active()
+        return host, request
 
     def ModelInfer(self, message, context):
         arrival = self.calls.arrival()
@@ -143,7 +146,9 @@ class InferenceServicer:
             with self.guard.call(
                 "grpc", message.model_name, metadata, arrival.time, message.id
             ) as call:
-                host, request = self._open(message, call, metadata, arrival.draining)
+                host, request = self._open(
+                    message, call, context, metadata, arrival.draining
+                )
                 if arrival.queue_full:
                     raise host.admission.full()
                 waited = time.perf_counter() - arrival.time
@@ -200,7 +205,7 @@ class InferenceServicer:
             with self.guard.call(
                 "stream", message.model_name, metadata, body_id=message.id
             ) as call:
-                host, request = self._open(message, call, metadata)
+                host, request = self._open(message, call, context, metadata)
                 responses = host.stream_blocking(request, self.loop, stream_context)
                 try:
                     for response in responses:

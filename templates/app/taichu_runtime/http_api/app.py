@@ -24,7 +24,7 @@ from ..state import ServerState
 from ..surface import HTTP_ROUTES, INFER_ROUTE
 from .body import Bodies
 from .codec import decode_generate, dumps, encode_fields
-from .infer_route import InferRoute, error_headers
+from .infer_route import InferRoute, client_left, error_headers
 from .openapi import openapi_document
 
 logger = logging.getLogger("taichu_runtime")
@@ -121,15 +121,19 @@ class Endpoints:
             raise ClientDisconnect()
         name = request.path_params["name"]
         version = request.path_params.get("version", "")
-        return await self.bodies.open(
+        host, infer_request = await self.bodies.open(
             self.state, call, name, version, decode_generate, body, request.headers
         )
+        infer_request.client_left = client_left(request.receive)
+        return host, infer_request
 
     async def generate(self, request: Request) -> Response:
         name = request.path_params["name"]
         async with self.guard.call("http", name, request.headers) as call:
             host, infer_request = await self._open(request, call)
-            response = await self.guard.within_deadline(host.infer(infer_request))
+            response = await self.guard.within_deadline(
+                host.infer(infer_request), infer_request
+            )
         headers = {"X-Request-Id": call.request_id}
         return Response(
             encode_fields(response), headers=headers, media_type="application/json"

@@ -55,6 +55,22 @@ class Bodies:
             message = await receive()
         return None
 
+    def open_here(
+        self,
+        state: ServerState,
+        call,
+        name: str,
+        version: str,
+        decode: Callable[..., InferRequest],
+        body: Union[bytes, bytearray],
+        headers: Mapping[str, str],
+    ) -> Tuple[ModelHost, InferRequest]:
+        """open() for a body under LARGE_BODY, on the event loop and without a
+        coroutine of its own (the infer route's usual case)."""
+        budget = DecodeBudget(self.max_decoded_size)
+        wire = (body, headers, name, version, budget)
+        return state.open_request(call, name, version, decode, *wire)
+
     async def open(
         self,
         state: ServerState,
@@ -68,10 +84,10 @@ class Bodies:
         """state.open_request for this body. A large one is decoded on the decoding
         thread, so that the event loop goes on serving meanwhile (the decode steps
         are short: tensors.py converts large tensors in chunks)."""
+        if len(body) < LARGE_BODY:
+            return self.open_here(state, call, name, version, decode, body, headers)
         budget = DecodeBudget(self.max_decoded_size)
         wire = (body, headers, name, version, budget)
-        if len(body) < LARGE_BODY:
-            return state.open_request(call, name, version, decode, *wire)
         freed_memory.mark()  # given back a second after the last large body
         opening = functools.partial(
             state.open_request, call, name, version, decode, *wire

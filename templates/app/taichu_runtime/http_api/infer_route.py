@@ -10,7 +10,7 @@ codec and v2 error bodies.
 
 import asyncio
 import logging
-from typing import Dict
+from typing import Callable, Dict
 
 from starlette.datastructures import Headers
 
@@ -18,7 +18,7 @@ from ..errors import STOPPED, ServingError
 from ..governance.guard import CLIENT_CLOSED, Guard
 from ..state import ServerState
 from ..surface import INFER_ROUTE, path_regex
-from .body import Bodies
+from .body import LARGE_BODY, Bodies
 from .codec import decode_request, dumps, encode_response
 
 logger = logging.getLogger("taichu_runtime")
@@ -51,6 +51,16 @@ def error_headers(error: ServingError) -> Dict[str, str]:
     if retry_after:
         headers["Retry-After"] = str(retry_after)
     return headers
+
+
+def client_left(receive) -> Callable[[], bool]:
+    """Whether the client of a request has gone away, known without awaiting: from
+    uvicorn's request cycle, whose method `receive` is. Work queued for a client that
+    left is dropped before it runs (pipeline/host.py)."""
+    cycle = getattr(receive, "__self__", None)
+    if cycle is None or not hasattr(cycle, "disconnected"):
+        return lambda: False  # another server: not known here
+    return lambda: cycle.disconnected
 
 
 def raw_headers(content_type: bytes, headers: Dict[str, str]) -> list:
@@ -110,11 +120,16 @@ class InferRoute:
                 if body is None:
                     call.status = CLIENT_CLOSED
                     return
-                host, request = await self.bodies.open(
-                    self.state, call, name, version, decode_request, body, headers
-                )
+                opening = (self.state, call, name, version, decode_request, body)
+                if len(body) < LARGE_BODY:
+                    host, request = self.bodies.open_here(*opening, headers)
+                else:
+                    host, request = await self.bodies.open(*opening, headers)
+                request.client_left = client_left(receive)
                 del body  # a large JSON body need not wait with the request
-                response = await self.guard.within_deadline(host.infer(request))
+                response = await self.guard.within_deadline(
+                    host.infer(request), request
+                )
                 content, binary_headers = encode_response(response, request)
         except ServingError as error:
             await send_response(

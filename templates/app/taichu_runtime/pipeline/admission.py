@@ -85,6 +85,11 @@ class Admission:
         admitted = self.active + len(self._waiters) + self.also_waiting()
         return admitted < self.capacity
 
+    def crowded(self) -> bool:
+        """Whether requests wait for a place in the model (read without the lock: a
+        hint for dropping late work, not a count)."""
+        return self.active + len(self._waiters) + self.also_waiting() > self.slots
+
     def has_room(self) -> bool:
         """Whether one more request would be admitted now."""
         with self._lock:

@@ -4,7 +4,8 @@
 With `[batching] max_batch_size` > 1, each request runs `_preprocess` on its own; the
 preprocessed results wait here until `max_batch_size` are gathered or the first has
 waited `max_batch_delay_ms`; then `_inference(batch, contexts)` gets the list of them
-(and their contexts) and returns a list of the same length, in the same order. Each
+(and their contexts) and returns a list of the same length, in the same order. A
+request whose client stopped waiting meanwhile is left out of the batch. Each
 result goes back to its own request, which runs `_postprocess` on its own. An item
 of the returned list that is an Exception fails only its request; an `_inference` that
 raises, or returns a list of another length, fails the requests of that batch.
@@ -26,17 +27,21 @@ class Batcher:
         max_size: int,
         max_delay: float,
         metrics=None,
+        dropped: Callable[[], Exception] = ModelFailed,
     ) -> None:
         self.run_batch = run_batch  # async: (items, contexts) -> list of results
+        self.dropped = dropped  # the error of a request left out: nobody waits for it
         self.max_size = max_size
         self.max_delay = max_delay
         self.metrics = metrics
-        self._pending: List[Tuple[Any, Dict[str, Any], asyncio.Future]] = []
+        self._pending: List[Tuple[Any, Dict[str, Any], asyncio.Future, Callable]] = []
         self._timer: Optional[asyncio.TimerHandle] = None
 
-    async def submit(self, item: Any, context: Dict[str, Any]) -> Any:
+    async def submit(
+        self, item: Any, context: Dict[str, Any], abandoned: Callable[[], bool]
+    ) -> Any:
         future = asyncio.get_running_loop().create_future()
-        self._pending.append((item, context, future))
+        self._pending.append((item, context, future, abandoned))
         if len(self._pending) >= self.max_size:
             self._flush()
         elif self._timer is None:
@@ -49,6 +54,7 @@ class Batcher:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        self._drop_abandoned()
         while self._pending:
             batch, self._pending = (
                 self._pending[: self.max_size],
@@ -61,9 +67,19 @@ class Batcher:
             loop = asyncio.get_running_loop()
             self._timer = loop.call_later(self.max_delay, self._flush)
 
+    def _drop_abandoned(self) -> None:
+        kept = []
+        for entry in self._pending:
+            if entry[3]():
+                if not entry[2].done():
+                    entry[2].set_exception(self.dropped())
+            else:
+                kept.append(entry)
+        self._pending = kept
+
     async def _run(self, batch) -> None:
-        items = [item for item, _, _ in batch]
-        contexts = [context for _, context, _ in batch]
+        items = [entry[0] for entry in batch]
+        contexts = [entry[1] for entry in batch]
         if self.metrics is not None:
             self.metrics.batch_run(len(batch))
         try:
@@ -79,11 +95,11 @@ class Batcher:
                     f"{len(batch)} results, not {got}"
                 )
         except Exception as error:
-            for _, _, future in batch:
+            for _, _, future, _ in batch:
                 if not future.done():
                     future.set_exception(error)
             return
-        for (_, _, future), result in zip(batch, results):
+        for (_, _, future, _), result in zip(batch, results):
             if future.done():
                 continue
             if isinstance(result, Exception):

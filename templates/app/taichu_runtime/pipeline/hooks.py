@@ -14,9 +14,9 @@ import inspect
 import logging
 import math
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
-from ..errors import ModelFailed
+from ..errors import Abandoned, ModelFailed, RequestTimeout
 from ..governance.tracing import NoTracing
 from ..service import Service
 from .batching import Batcher
@@ -84,7 +84,11 @@ class Hooks:
         self.batcher: Optional[Batcher] = None
         if max_batch_size > 1:
             self.batcher = Batcher(
-                self._inference_batch, max_batch_size, max_batch_delay, metrics
+                self._inference_batch,
+                max_batch_size,
+                max_batch_delay,
+                metrics,
+                dropped=self.dropped,
             )
         all_sync = not any(inspect.iscoroutinefunction(h) for h in self._hooks)
         self.on_model_threads = self.batcher is None and all_sync
@@ -132,24 +136,49 @@ class Hooks:
 
     # -- on the event loop -------------------------------------------------------------
 
-    async def run_async(self, data: Any, context: Dict[str, Any]) -> Any:
+    async def run_async(
+        self, data: Any, context: Dict[str, Any], abandoned: Callable[[], bool]
+    ) -> Any:
         """The hooks when some are `async def` or batching is on: async hooks on the
         loop, sync ones on the model thread. A service that is not thread-safe has one
         request at a time in its hooks, except with batching: there a lock would keep
-        batches from forming, and the one model thread keeps sync hooks in turn."""
+        batches from forming, and the one model thread keeps sync hooks in turn.
+        A request `abandoned` before its turn is dropped (host.py), and left out of
+        the batch it would have joined."""
         if self.batcher is not None:
+            self._check_wanted(abandoned)
             data = await self._run_stage(0, data, context)
-            data = await self.batcher.submit(data, context)
+            data = await self.batcher.submit(data, context, abandoned)
             return await self._run_stage(2, data, context)
         if self._lock is not None:
             await self._lock.acquire()
         try:
+            self._check_wanted(abandoned)
             for index in range(len(self._hooks)):
                 data = await self._run_stage(index, data, context)
             return data
         finally:
             if self._lock is not None:
                 self._lock.release()
+
+    def _check_wanted(self, abandoned: Callable[[], bool]) -> None:
+        if abandoned():
+            raise self.dropped()
+
+    def dropped(self) -> Abandoned:
+        """The error of a request dropped before it ran, counted."""
+        if self.metrics is not None:
+            self.metrics.rejected_request("abandoned")
+        return Abandoned("dropped before it ran: nobody waits for the answer")
+
+    def late(self) -> RequestTimeout:
+        """The error of a request not started: it could not end by its deadline."""
+        if self.metrics is not None:
+            self.metrics.rejected_request("late")
+        return RequestTimeout(
+            "not started: too little time was left to finish within request_timeout "
+            "or the deadline"
+        )
 
     async def _run_stage(self, index: int, data: Any, context: Any) -> Any:
         """One hook, sync (on the model thread) or async, timed and traced."""

@@ -15,6 +15,7 @@ Both doors take the same steps, each written once: the context, admission
 
 import asyncio
 import concurrent.futures
+import math
 import os
 import time
 from collections.abc import AsyncIterator
@@ -62,6 +63,9 @@ class ModelHost:
         self.on_model_threads = self.hooks.on_model_threads
         self._run_sync = self.hooks.run_sync
         self.failures = Failures(show_errors)
+        # How long the hooks typically take (a moving average of the requests that had
+        # a deadline): a request with less time left than this is not started.
+        self.typical_run = 0.0
         self.items = StreamItems(self._threads, tracing, self.failures)
         self.responses = Responses(name, version)
 
@@ -158,23 +162,51 @@ class ModelHost:
         try:
             if self.on_model_threads:
                 work = self._threads.submit(
-                    self._run_sync, request.data, context, queued_at, on_done=release
+                    self._run_if_wanted, request, context, queued_at, on_done=release
                 )
             else:
                 task = asyncio.ensure_future(
-                    self.hooks.run_async(request.data, context)
+                    self.hooks.run_async(request.data, context, request.abandoned)
                 )
-                task.add_done_callback(lambda _: release())
+                task.add_done_callback(lambda done: _settled(done, release))
                 work = asyncio.shield(task)
         except BaseException:
             release()
             raise
         try:
             return await work
+        except asyncio.CancelledError:  # timed out, or the client went away
+            request.given_up = True
+            raise
         except ServingError:
             raise
         except Exception as error:
             raise self.failures.logged(error, request.id, RAISED) from None
+
+    def _run_if_wanted(
+        self, request: InferRequest, context: Dict[str, Any], queued_at: float
+    ) -> Any:
+        """The hooks, on a model thread, unless nobody waits for the answer any more:
+        a request whose client went away or whose time ran out while it queued is
+        dropped before it runs (Triton's queue policy REJECT). Under overload the
+        model then spends its time on answers someone will read."""
+        if request.abandoned():
+            raise self.hooks.dropped()
+        if request.deadline == math.inf:
+            return self._run_sync(request.data, context, queued_at)
+        # Started this late it would end past its deadline: under a sustained
+        # overload every request would otherwise reach the model just in time to
+        # miss it, and nothing would be answered in time. Only when others wait:
+        # alone, it costs nobody anything to try (and the average can learn).
+        started = time.monotonic()
+        if request.deadline - started < self.typical_run and self.admission.crowded():
+            raise self.hooks.late()
+        result = self._run_sync(request.data, context, queued_at)
+        took = time.monotonic() - started
+        self.typical_run = (
+            took if not self.typical_run else 0.8 * self.typical_run + 0.2 * took
+        )
+        return result
 
     # -- the thread door (gRPC) --------------------------------------------------------
 
@@ -187,6 +219,8 @@ class ModelHost:
     ) -> InferResponse:
         """infer() for a caller on a thread other than `loop`'s; RequestTimeout after
         `timeout` seconds."""
+        if timeout is not None:
+            request.deadline = time.monotonic() + timeout
         if not self.on_model_threads:
             return _wait_on_loop(self.infer(request, queued_at), loop, timeout)
         context = self.context(request)
@@ -228,14 +262,15 @@ class ModelHost:
         left = None if deadline is None else max(0.0, deadline - time.monotonic())
         try:
             return self._threads.call(
-                self._run_sync,
-                request.data,
+                self._run_if_wanted,
+                request,
                 context,
                 queued_at,
                 on_done=self.admission.release,  # when the hooks really return
                 timeout=left,
             )
         except TimeoutError:
+            request.given_up = True
             raise RequestTimeout.after(timeout) from None
         except ServingError:
             raise
@@ -248,7 +283,7 @@ class ModelHost:
         self.admission.acquire_blocking(None)
         try:
             return self._threads.run_here(
-                self._run_sync, request.data, context, queued_at
+                self._run_if_wanted, request, context, queued_at
             )
         except ServingError:
             raise
@@ -256,6 +291,15 @@ class ModelHost:
             raise self.failures.logged(error, request.id, RAISED) from None
         finally:
             self.admission.release()
+
+
+def _settled(task: asyncio.Future, release) -> None:
+    """The hooks' task is over: its turn ends. Its outcome is taken here too, since
+    the request that awaited it may have stopped waiting (asyncio would otherwise log
+    the error as never retrieved)."""
+    release()
+    if not task.cancelled():
+        task.exception()
 
 
 def _wait_on_loop(work, loop, timeout: Optional[float]) -> Any:

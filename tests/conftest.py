@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import httpx
 import pytest
@@ -61,10 +61,10 @@ class Server:
         args: List[str] = (),
         env: Optional[Dict[str, str]] = None,
         python: str = sys.executable,
+        ports: Optional[Tuple[int, int]] = None,
     ) -> None:
         self.project = project
-        self.http_port = free_port()
-        self.grpc_port = free_port()
+        self.http_port, self.grpc_port = ports or (free_port(), free_port())
         self.http = f"http://127.0.0.1:{self.http_port}"
         self.grpc = f"127.0.0.1:{self.grpc_port}"
         self.log_path = project / f"server-{self.http_port}.log"
@@ -160,8 +160,10 @@ def make_project(tmp_path):
 def start_server():
     started: List[Server] = []
 
-    def start(project: Path, *args: str, env=None, ready: bool = True) -> Server:
-        running = Server(project, list(args), env)
+    def start(
+        project: Path, *args: str, env=None, ready: bool = True, ports=None
+    ) -> Server:
+        running = Server(project, list(args), env, ports=ports)
         started.append(running)
         return running.wait_ready() if ready else running
 

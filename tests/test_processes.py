@@ -4,7 +4,9 @@ taichu-serve installed."""
 import asyncio
 import signal
 import subprocess
+import time
 import venv
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -126,3 +128,22 @@ def test_generated_server_runs_without_taichu_serve(bare_venv, project, tmp_path
         assert result.returncode == 0, result.stderr
     finally:
         assert running.stop() == 0
+
+
+def test_workers_never_outlive_their_supervisor(make_project, start_server):
+    """SIGKILL to the supervisor (nothing it can pass on): its two workers exit
+    within a few seconds, and a new server then takes the same ports."""
+    project = make_project()
+    server = start_server(project, "--workers", "2")
+    workers = subprocess.run(
+        ["pgrep", "-P", str(server.process.pid)], capture_output=True, text=True
+    ).stdout.split()
+    assert len(workers) == 2
+    server.process.kill()
+    server.process.wait()
+    deadline = time.monotonic() + 6
+    while any(Path(f"/proc/{pid}").exists() for pid in workers):
+        assert time.monotonic() < deadline, "a worker outlived its supervisor"
+        time.sleep(0.1)
+    again = start_server(project, ports=(server.http_port, server.grpc_port))
+    assert httpx.get(again.http + "/v2/health/ready").status_code == 200

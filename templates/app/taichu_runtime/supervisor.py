@@ -25,6 +25,7 @@ import signal
 import socket
 import sys
 import tempfile
+import threading
 import time
 from typing import Any, Callable, List, Optional
 
@@ -35,6 +36,8 @@ from .sockets import check_port_free
 logger = logging.getLogger("taichu_runtime")
 
 STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+# Seconds a worker whose supervisor died gives its requests before it exits.
+ORPHAN_GRACE = 2.0
 
 
 def _worker_main(
@@ -54,6 +57,9 @@ def _worker_main(
     _limit_malloc_arenas()
     if ledger is not None:
         ledger.in_worker()
+    threading.Thread(
+        target=_exit_with, args=(os.getppid(),), name="orphan_watch", daemon=True
+    ).start()
 
     configure_logging(settings.log_level, settings.json_logs, batched=True)
     background.start()
@@ -68,6 +74,23 @@ def _worker_main(
     finally:
         # multiprocessing ends a worker with os._exit (no atexit): write out the logs.
         background.run_now()
+
+
+def _exit_with(supervisor: int) -> None:
+    """A worker never outlives its supervisor, however the supervisor died (even by
+    SIGKILL, which it cannot pass on): once its parent is gone, the worker stops as
+    on SIGTERM and exits ORPHAN_GRACE seconds later at the latest, which frees the
+    ports for the next server. Without a supervisor no one would replace it or
+    answer for it."""
+    while os.getppid() == supervisor:
+        time.sleep(0.5)
+    logger.error("the supervisor (pid %d) is gone; this worker stops", supervisor)
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(ORPHAN_GRACE)
+    from . import background
+
+    background.run_now()  # the log lines, before a hard exit
+    os._exit(1)
 
 
 class Supervisor:

@@ -6,12 +6,15 @@ import signal
 import subprocess
 import time
 import venv
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import grpc
 import httpx
 import numpy as np
 import pytest
 import tritonclient.grpc as triton_grpc
+from tritonclient.grpc import service_pb2 as pb2
 
 from conftest import Server
 
@@ -147,3 +150,53 @@ def test_workers_never_outlive_their_supervisor(make_project, start_server):
         time.sleep(0.1)
     again = start_server(project, ports=(server.http_port, server.grpc_port))
     assert httpx.get(again.http + "/v2/health/ready").status_code == 200
+
+
+HANGING = "/v2/models/HangingService/infer"
+
+
+def test_a_hung_model_is_detected_and_its_worker_replaced(make_project, start_server):
+    """hook_timeout 1 s: a hook that never returns makes the worker say it is not live,
+    answer its requests 503 / UNAVAILABLE, and give way to a new worker."""
+    server = start_server(make_project("hanging"), "--hook-timeout", "1")
+    first = httpx.post(server.http + HANGING, json={"parameters": {"go": 1}}).json()
+    with ThreadPoolExecutor(2) as pool:
+        hung_http = pool.submit(
+            httpx.post,
+            server.http + HANGING,
+            json={"parameters": {"hang": True}},
+            timeout=30,
+        )
+        time.sleep(0.2)
+        with grpc.insecure_channel(server.grpc) as channel:
+            request = pb2.ModelInferRequest(model_name="HangingService")
+            request.parameters["go"].int64_param = 1
+            queued_grpc = pool.submit(
+                channel.unary_unary(
+                    "/inference.GRPCInferenceService/ModelInfer",
+                    request_serializer=pb2.ModelInferRequest.SerializeToString,
+                    response_deserializer=pb2.ModelInferResponse.FromString,
+                ),
+                request,
+                timeout=30,
+            )
+            seen_not_live = False
+            deadline = time.monotonic() + 10
+            while not seen_not_live:  # until the worker exits, GRACE after the answers
+                assert time.monotonic() < deadline
+                try:
+                    live = httpx.get(server.http + "/v2/health/live", timeout=1)
+                    seen_not_live |= live.status_code == 503
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.05)
+            reply = hung_http.result()
+            assert reply.status_code == 503 and "hung" in reply.json()["error"]
+            with pytest.raises(grpc.RpcError) as answered:
+                queued_grpc.result()
+            assert answered.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert seen_not_live
+    server.wait_ready()
+    again = httpx.post(server.http + HANGING, json={"parameters": {"go": 1}}).json()
+    assert again["parameters"]["pid"] != first["parameters"]["pid"]
+    assert "was hung (no progress for hook_timeout)" in server.log

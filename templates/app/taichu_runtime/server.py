@@ -23,6 +23,7 @@ from typing import Any, Dict
 import grpc
 import uvicorn
 
+from . import watchdog
 from .crash_replies import http_protocol
 from .errors import STOPPED, NotReady
 from .governance.guard import Guard
@@ -249,6 +250,13 @@ async def serve(
             grpc_calls.start(host, call_threads(settings, host))
             state.set_loaded(host)
             settle_heap()
+            watchdog.watch(
+                settings.hook_timeout,
+                host,
+                state,
+                lambda error: cut_off(state, http_server, error),
+                loop,
+            )
             logger.info("ready")
         except (LoadError, WarmupError) as error:  # the message says what to fix
             logger.error("the model cannot be loaded: %s", error)
@@ -263,7 +271,7 @@ async def serve(
 
     await drain(state, settings.shutdown_timeout)
     if state.active:
-        cut_off(state, http_server)
+        cut_off(state, http_server, NotReady(STOPPED))
     http_server.should_exit = True
     grpc_stopped = grpc_server.stop(1.0)  # a threading.Event, set once it has stopped
     await asyncio.gather(
@@ -289,15 +297,16 @@ def settle_heap() -> None:
     gc.freeze()
 
 
-def cut_off(state: ServerState, http_server: HttpServer) -> None:
-    """shutdown_timeout has passed: the requests still running are answered 503 /
-    UNAVAILABLE (an HTTP handler turns its cancellation into that answer; a gRPC
-    thread stops waiting for the model) instead of being dropped or holding the exit."""
-    state.cut_off = True
+def cut_off(state: ServerState, http_server: HttpServer, error: NotReady) -> None:
+    """shutdown_timeout has passed, or the model hung: the requests still running are
+    answered 503 / UNAVAILABLE with `error` (an HTTP handler turns its cancellation
+    into that answer; a gRPC thread stops waiting for the model) instead of being
+    dropped or holding the exit."""
+    state.cut_off = str(error)
     for task in list(http_server.server_state.tasks):
         task.cancel()
     if state.host is not None:
-        state.host.cut_off(NotReady(STOPPED))
+        state.host.cut_off(error)
 
 
 async def _load(settings: Settings, instruments):

@@ -21,6 +21,8 @@ logger = logging.getLogger("taichu_runtime")
 # The exit code of a mistake the message says how to fix (a setting, the service file,
 # the warm-up file), as opposed to a crash.
 USER_MISTAKE = 2
+# The exit code of a worker the watchdog ended: its model was hung (watchdog.py).
+HUNG = 3
 
 
 class SettingsError(Exception):
@@ -84,6 +86,12 @@ OPTIONS = (
     Option("limits", "max_queue_size", 1000, "waiting requests beyond that: 429"),
     Option("limits", "request_timeout", 0.0, "seconds in queue + model; 0: none"),
     Option("limits", "max_qps", 0.0, "requests per second, all workers; 0: no limit"),
+    Option(
+        "limits",
+        "hook_timeout",
+        600.0,
+        "seconds one hook call may run before the worker is replaced; 0: never",
+    ),
     Option("connections", "max_connections", 0, "open per port and worker; 0: auto"),
     Option("connections", "idle_timeout", 60.0, "seconds a connection may stay idle"),
     Option("connections", "header_timeout", 10.0, "seconds to send HTTP headers"),
@@ -166,6 +174,7 @@ class Settings:
     max_queue_size: int
     request_timeout: float
     max_qps: float
+    hook_timeout: float
     max_connections: int
     idle_timeout: float
     header_timeout: float

@@ -19,7 +19,10 @@ class ServerState:
     def __init__(self, ready_flags=None, worker_index: int = 0) -> None:
         self.host: Optional[ModelHost] = None
         self.draining = False
-        self.cut_off = False  # shutdown_timeout passed: what still runs gets 503
+        # Set when what still runs gets 503 with this message: shutdown_timeout
+        # passed, or the watchdog found the model hung.
+        self.cut_off = ""
+        self.hung = False  # the watchdog found no progress: not live, not ready
         self.active = 0  # requests and streams in progress: shutdown waits for them
         self._lock = threading.Lock()  # counted from the loop and from gRPC threads
         self._flags = ready_flags
@@ -37,7 +40,7 @@ class ServerState:
 
     @property
     def ready(self) -> bool:
-        if self.host is None or self.draining:
+        if self.host is None or self.draining or self.hung:
             return False
         return self._flags is None or all(self._flags)
 

@@ -30,7 +30,7 @@ import time
 from typing import Any, Callable, List, Optional
 
 from .crash_replies import ConnectionLedger, HeldConnections
-from .settings import USER_MISTAKE, Settings
+from .settings import HUNG, USER_MISTAKE, Settings
 from .sockets import check_port_free
 
 logger = logging.getLogger("taichu_runtime")
@@ -192,11 +192,12 @@ class Supervisor:
                     exit_code = USER_MISTAKE if failed else 1
                     self.stop()
                     break
-                logger.error(
-                    "%s died (exit code %s); starting a new one",
-                    worker.name,
-                    worker.exitcode,
+                how = (
+                    "was hung (no progress for hook_timeout)"
+                    if worker.exitcode == HUNG
+                    else f"died (exit code {worker.exitcode})"
                 )
+                logger.error("%s %s; starting a new one", worker.name, how)
                 self._forget(worker)
                 self.start(index)
             self.wait(0.1)
@@ -234,6 +235,8 @@ def _limit_malloc_arenas(arenas: int = 2) -> None:
 def _exit_reason(exitcode: Optional[int]) -> str:
     if exitcode is None:
         return "still running"
+    if exitcode == HUNG:
+        return "ended by the watchdog: hung past hook_timeout"
     if exitcode < 0:
         try:
             return signal.Signals(-exitcode).name

@@ -89,7 +89,7 @@ class InferenceServicer:
         pools.place(self, INFERENCE_METHODS)
 
     def ServerLive(self, request, context):
-        return pb2.ServerLiveResponse(live=True)
+        return pb2.ServerLiveResponse(live=not self.state.hung)
 
     def ServerReady(self, request, context):
         return pb2.ServerReadyResponse(ready=self.state.ready)

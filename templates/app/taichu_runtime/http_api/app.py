@@ -70,7 +70,8 @@ class Endpoints:
     # -- health and metrics (never limited, never need the model) ---------------------
 
     async def live(self) -> Response:
-        return json_response({"live": True})
+        ok = not self.state.hung  # the watchdog found the model stuck (watchdog.py)
+        return json_response({"live": ok}, 200 if ok else 503)
 
     async def ready(self) -> Response:
         ok = self.state.ready

@@ -14,7 +14,7 @@ from typing import Callable, Dict
 
 from starlette.datastructures import Headers
 
-from ..errors import STOPPED, ServingError
+from ..errors import ServingError
 from ..governance.guard import CLIENT_CLOSED, Guard
 from ..state import ServerState
 from ..surface import INFER_ROUTE, path_regex
@@ -24,7 +24,6 @@ from .codec import decode_request, dumps, encode_response
 logger = logging.getLogger("taichu_runtime")
 
 INFER_PATH = path_regex(INFER_ROUTE)
-SHUT_DOWN = dumps({"error": STOPPED})
 JSON = b"application/json"
 BINARY = b"application/octet-stream"
 
@@ -36,9 +35,11 @@ async def send_response(send, status: int, body: bytes, headers) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-async def send_stopped(send) -> None:
-    """503 for a request still running when shutdown_timeout passed (server.cut_off)."""
-    await send_response(send, 503, SHUT_DOWN, [(b"content-type", JSON)])
+async def send_stopped(send, message: str) -> None:
+    """503 for a request still running when shutdown_timeout passed or the model hung
+    (server.cut_off)."""
+    body = dumps({"error": message})
+    await send_response(send, 503, body, [(b"content-type", JSON)])
 
 
 def error_headers(error: ServingError) -> Dict[str, str]:
@@ -110,7 +111,7 @@ class InferRoute:
         except asyncio.CancelledError:
             if not self.state.cut_off or started:
                 raise
-            await send_stopped(send)
+            await send_stopped(send, self.state.cut_off)
 
     async def infer(self, scope, receive, send, name: str, version: str) -> None:
         headers = Headers(scope=scope)
@@ -142,7 +143,7 @@ class InferRoute:
         except asyncio.CancelledError:
             if not self.state.cut_off:
                 raise  # the client went away
-            await send_stopped(send)
+            await send_stopped(send, self.state.cut_off)
             return
         except Exception:
             logger.exception("unexpected error on POST %s", scope["path"])

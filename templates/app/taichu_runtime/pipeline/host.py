@@ -106,6 +106,10 @@ class ModelHost:
         )
         return context
 
+    def longest_job(self) -> float:
+        """Seconds the longest-running hook call (or stream item) has run so far."""
+        return self._threads.longest_job()
+
     def cut_off(self, error: BaseException) -> None:
         """shutdown_timeout has passed: gRPC threads still waiting for a turn or for
         the model get `error` (their clients an answer) instead of holding the exit."""

@@ -23,7 +23,8 @@ import collections
 import contextvars
 import queue
 import threading
-from typing import Any, Callable, Optional, Tuple
+import time
+from typing import Any, Callable, Dict, Optional, Tuple
 
 
 class _Outcome:
@@ -87,6 +88,9 @@ class ModelThreads:
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._count = count
         self._awaited: set = set()  # outcomes gRPC threads wait for (see cut_off)
+        # thread -> time.monotonic() when the job it runs began (0: none): the
+        # watchdog's measure of progress (watchdog.py).
+        self._since: Dict[int, float] = {}
         for number in range(count):
             threading.Thread(
                 target=self._work, name=f"{name}_{number}", daemon=True
@@ -141,7 +145,19 @@ class ModelThreads:
         """From a thread other than the loop's: run function(*args) on this thread when
         it is its turn (with one model thread: after the jobs that asked before it)."""
         with self._turn:
-            return function(*args)
+            thread = threading.get_ident()
+            self._since[thread] = time.monotonic()
+            try:
+                return function(*args)
+            finally:
+                del self._since[thread]
+
+    def longest_job(self) -> float:
+        """Seconds the longest-running job has run so far (0 when none runs)."""
+        now = time.monotonic()
+        return max(
+            (now - since for since in list(self._since.values()) if since), default=0.0
+        )
 
     def post(self, function: Callable, *args: Any) -> None:
         """From any thread: run function(*args) on a model thread; nobody waits."""
@@ -157,13 +173,17 @@ class ModelThreads:
                 self._jobs.put((job,))
 
     def _work(self) -> None:
+        since, thread, clock = self._since, threading.get_ident(), time.monotonic
         while True:
             jobs = self._jobs.get()
             with self._turn:
                 if self._count == 1:
                     jobs = self._and_queued(jobs)
                 for job in jobs:
-                    if not self._run(*job):
+                    since[thread] = clock()
+                    running = self._run(*job)
+                    since[thread] = 0.0
+                    if not running:
                         return
 
     def _and_queued(self, jobs: list) -> list:

@@ -200,3 +200,8 @@ def test_a_hung_model_is_detected_and_its_worker_replaced(make_project, start_se
     again = httpx.post(server.http + HANGING, json={"parameters": {"go": 1}}).json()
     assert again["parameters"]["pid"] != first["parameters"]["pid"]
     assert "was hung (no progress for hook_timeout)" in server.log
+    metrics = httpx.get(server.http + "/metrics").text
+    assert (
+        'taichu_worker_starts_total{model="HangingService",reason="hung"} 1.0'
+        in metrics
+    )

@@ -204,9 +204,11 @@ async def serve(
     ready_flags=None,
     worker_index: int = 0,
     ledger=None,
+    replacing: str = "",
 ) -> int:
     """Run one worker until a signal; return the process exit code. `ledger` tells
-    the supervisor which HTTP requests to answer if this process dies."""
+    the supervisor which HTTP requests to answer if this process dies; `replacing`
+    why the worker before it in its place ended ("crashed", "hung"), for the metrics."""
     state = ServerState(ready_flags, worker_index)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -225,6 +227,7 @@ async def serve(
     def instruments(model_name: str):
         if settings.metrics:
             guard.metrics = Metrics(model_name, in_flight)
+            guard.metrics.worker_started(replacing or "start-up")
         return guard.metrics, tracing
 
     bodies = Bodies(settings.max_request_size, settings.max_decoded_size)

@@ -41,7 +41,7 @@ ORPHAN_GRACE = 2.0
 
 
 def _worker_main(
-    settings: Settings, http_socket, ready_flags, index: int, ledger
+    settings: Settings, http_socket, ready_flags, index: int, ledger, replacing: str
 ) -> None:
     import asyncio
 
@@ -70,7 +70,8 @@ def _worker_main(
     except ImportError:
         run = asyncio.run
     try:
-        sys.exit(run(serve(settings, http_socket, ready_flags, index, ledger)))
+        serving = serve(settings, http_socket, ready_flags, index, ledger, replacing)
+        sys.exit(run(serving))
     finally:
         # multiprocessing ends a worker with os._exit (no atexit): write out the logs.
         background.run_now()
@@ -113,12 +114,20 @@ class Supervisor:
             _raise_open_files_limit()  # we hold a duplicate of every HTTP connection
         self.ledgers: List[Optional[ConnectionLedger]] = [None] * settings.workers
 
-    def start(self, index: int) -> None:
+    def start(self, index: int, replacing: str = "") -> None:
+        """Start worker `index`; `replacing`: why the one before it ended."""
         self.ready_flags[index] = 0
         ledger = ConnectionLedger() if self.held is not None else None
         worker = self.context.Process(  # type: ignore[attr-defined]
             target=_worker_main,
-            args=(self.settings, self.http_socket, self.ready_flags, index, ledger),
+            args=(
+                self.settings,
+                self.http_socket,
+                self.ready_flags,
+                index,
+                ledger,
+                replacing,
+            ),
             name=f"worker-{index}",
         )
         # A stop signal during the fork waits until the worker is listed (so the
@@ -199,7 +208,7 @@ class Supervisor:
                 )
                 logger.error("%s %s; starting a new one", worker.name, how)
                 self._forget(worker)
-                self.start(index)
+                self.start(index, "hung" if worker.exitcode == HUNG else "crashed")
             self.wait(0.1)
         for index in range(len(self.workers)):
             self.release(index)

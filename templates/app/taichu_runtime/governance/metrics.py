@@ -150,6 +150,12 @@ class Metrics:
             ["model"],
             buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
         )
+        self.worker_starts = Counter(
+            "taichu_worker_starts",
+            "Worker processes started: at start-up, or in place of one that crashed "
+            "or hung",
+            ["model", "reason"],
+        )
         self._count_inflight = inflight
         self._inflight = self.inflight.labels(model)
         # Series by label values, made on first use; `record` walks the list.
@@ -167,6 +173,9 @@ class Metrics:
         # hooks_done(row): a HookTimes row of one request, from the model thread.
         self.hooks_done = self._hook_times.add
         background.every_interval(self.record)
+
+    def worker_started(self, reason: str) -> None:
+        self.worker_starts.labels(self.model, reason).inc()
 
     def _new(self, histogram=None, counter=None) -> Series:
         series = Series(histogram, counter)

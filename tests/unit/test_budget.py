@@ -7,7 +7,14 @@ import json
 import numpy as np
 import pytest
 
-from taichu_runtime.budget import BYTES_ELEMENT_SIZE, JSON_VALUE_SIZE, DecodeBudget
+from taichu_runtime.budget import (
+    BYTES_ELEMENT_SIZE,
+    JSON_VALUE_SIZE,
+    MOST_PER_WIRE_BYTE,
+    NO_LIMIT,
+    DecodeBudget,
+    budget_for,
+)
 from taichu_runtime.errors import InvalidInput, PayloadTooLarge
 from taichu_runtime.grpc_api import codec as grpc_codec
 from taichu_runtime.http_api.codec import decode_request
@@ -101,3 +108,15 @@ def test_a_bad_value_in_a_later_step_is_still_found():
     tensor.contents.int64_contents[150_000] = 2**40
     with pytest.raises(InvalidInput, match="does not fit INT32"):
         from_contents("x", "INT32", [MANY], tensor.contents.int64_contents)
+
+
+def test_a_body_too_small_to_reach_the_limit_is_not_counted():
+    assert budget_for(1000, 64 * 1000) is NO_LIMIT
+    assert isinstance(budget_for(1001, 64 * 1000), DecodeBudget)
+    # The worst case per wire byte stays within what budget_for assumes.
+    worst = (
+        b'{"inputs":[{"name":"s","datatype":"BYTES","shape":[3],"data":["","",""]}]}'
+    )
+    budget = DecodeBudget(1 << 30)
+    decode_request(worst, {}, "m", "1", budget)
+    assert budget.limit - budget.left <= len(worst) * MOST_PER_WIRE_BYTE

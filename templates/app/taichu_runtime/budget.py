@@ -56,5 +56,20 @@ class _NoLimit(DecodeBudget):
     def take(self, size: int, what: str) -> None:
         pass
 
+    def take_json(self, text, what: str, start: int = 0, end: int = -1) -> None:
+        pass
+
 
 NO_LIMIT: DecodeBudget = _NoLimit(0)  # decoding outside a request (warm-up, tests)
+
+# More than a wire byte can be counted once decoded: the worst, a JSON empty string
+# (three bytes: `"",`) is counted 64 as a value and 64 as a BYTES element.
+MOST_PER_WIRE_BYTE = 64
+
+
+def budget_for(wire_size: int, limit: int) -> DecodeBudget:
+    """The budget of a request of `wire_size` bytes: none to count when even its worst
+    case fits the limit (the usual small request pays nothing for the count)."""
+    if wire_size * MOST_PER_WIRE_BYTE <= limit:
+        return NO_LIMIT
+    return DecodeBudget(limit)

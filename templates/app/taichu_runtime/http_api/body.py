@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Mapping, Optional, Tuple, Union
 
 from .. import freed_memory
-from ..budget import DecodeBudget
+from ..budget import budget_for
 from ..errors import PayloadTooLarge
 from ..pipeline import ModelHost
 from ..protocol import InferRequest
@@ -33,10 +33,9 @@ class Bodies:
         """The whole body from the ASGI `receive`, or None if the client went away
         first. A body of several chunks is gathered in one buffer, never copied."""
         limit = self.max_request_size
-        too_large = PayloadTooLarge(f"request body exceeds max_request_size ({limit})")
         declared = headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise too_large  # before reading a byte of it
+            raise self._too_large()  # before reading a byte of it
         message = await receive()
         body: Union[bytes, bytearray] = b""
         buffer = None
@@ -49,11 +48,15 @@ class Bodies:
                 buffer += chunk  # grows in place (realloc), copying nothing
                 body = buffer
             if len(body) > limit:
-                raise too_large
+                raise self._too_large()
             if not message.get("more_body", False):
                 return body
             message = await receive()
         return None
+
+    def _too_large(self) -> PayloadTooLarge:
+        limit = self.max_request_size
+        return PayloadTooLarge(f"request body exceeds max_request_size ({limit})")
 
     def open_here(
         self,
@@ -67,7 +70,7 @@ class Bodies:
     ) -> Tuple[ModelHost, InferRequest]:
         """open() for a body under LARGE_BODY, on the event loop and without a
         coroutine of its own (the infer route's usual case)."""
-        budget = DecodeBudget(self.max_decoded_size)
+        budget = budget_for(len(body), self.max_decoded_size)
         wire = (body, headers, name, version, budget)
         return state.open_request(call, name, version, decode, *wire)
 
@@ -86,7 +89,7 @@ class Bodies:
         are short: tensors.py converts large tensors in chunks)."""
         if len(body) < LARGE_BODY:
             return self.open_here(state, call, name, version, decode, body, headers)
-        budget = DecodeBudget(self.max_decoded_size)
+        budget = budget_for(len(body), self.max_decoded_size)
         wire = (body, headers, name, version, budget)
         freed_memory.mark()  # given back a second after the last large body
         opening = functools.partial(

@@ -14,7 +14,7 @@ their result becomes:
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 import numpy as np
 
@@ -45,10 +45,6 @@ def checked_id(value: Any) -> str:
             f"'id' must be printable ASCII of at most {MAX_ID_LENGTH} characters"
         )
     return text
-
-
-def _never() -> bool:
-    return False
 
 
 def check_nesting(value: Any, what: str) -> None:
@@ -85,8 +81,9 @@ class InferRequest:
     protocol: str = "http"
     # The client sent raw tensor bytes (gRPC raw_input_contents): answer in kind.
     raw_contents: bool = False
-    # Whether the client went away (HTTP disconnect, gRPC cancel): the adapter's check.
-    client_left: Callable[[], bool] = _never
+    # The adapter's handle on the client, which knows whether it went away: uvicorn's
+    # request cycle (HTTP), the call's context (gRPC), or None.
+    client: Any = None
     # The caller stopped waiting (request_timeout or the deadline passed, cancelled).
     given_up: bool = False
     # time.monotonic() by which the answer is due (request_timeout, gRPC deadline).
@@ -95,7 +92,15 @@ class InferRequest:
     def abandoned(self) -> bool:
         """Nobody waits for the answer any more: work for it that has not started is
         dropped (pipeline/host.py)."""
-        return self.given_up or self.client_left()
+        if self.given_up:
+            return True
+        client = self.client
+        if client is None:
+            return False
+        disconnected = getattr(client, "disconnected", None)  # uvicorn's cycle
+        if disconnected is not None:
+            return disconnected
+        return not client.is_active()  # a gRPC call: cancelled, or past its deadline
 
 
 @dataclass

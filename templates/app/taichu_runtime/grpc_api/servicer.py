@@ -135,8 +135,7 @@ class InferenceServicer:
             DecodeBudget(self.max_decoded_size),
             draining=draining,
         )
-        # Cancelled, or past its deadline: its work is dropped if not yet started.
-        request.client_left = lambda: not context.is_active()
+        request.client = context  # knows if the call was cancelled or timed out
         return host, request
 
     def ModelInfer(self, message, context):

@@ -10,7 +10,7 @@ codec and v2 error bodies.
 
 import asyncio
 import logging
-from typing import Callable, Dict
+from typing import Dict
 
 from starlette.datastructures import Headers
 
@@ -52,16 +52,6 @@ def error_headers(error: ServingError) -> Dict[str, str]:
     if retry_after:
         headers["Retry-After"] = str(retry_after)
     return headers
-
-
-def client_left(receive) -> Callable[[], bool]:
-    """Whether the client of a request has gone away, known without awaiting: from
-    uvicorn's request cycle, whose method `receive` is. Work queued for a client that
-    left is dropped before it runs (pipeline/host.py)."""
-    cycle = getattr(receive, "__self__", None)
-    if cycle is None or not hasattr(cycle, "disconnected"):
-        return lambda: False  # another server: not known here
-    return lambda: cycle.disconnected
 
 
 def raw_headers(content_type: bytes, headers: Dict[str, str]) -> list:
@@ -126,7 +116,8 @@ class InferRoute:
                     host, request = self.bodies.open_here(*opening, headers)
                 else:
                     host, request = await self.bodies.open(*opening, headers)
-                request.client_left = client_left(receive)
+                # uvicorn's request cycle, which knows if the client went away.
+                request.client = getattr(receive, "__self__", None)
                 del body  # a large JSON body need not wait with the request
                 response = await self.guard.within_deadline(
                     host.infer(request), request

@@ -14,7 +14,7 @@ their result becomes:
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional
 
 import numpy as np
 
@@ -45,6 +45,10 @@ def checked_id(value: Any) -> str:
             f"'id' must be printable ASCII of at most {MAX_ID_LENGTH} characters"
         )
     return text
+
+
+def _never(client: Any) -> bool:
+    return False
 
 
 def check_nesting(value: Any, what: str) -> None:
@@ -81,9 +85,11 @@ class InferRequest:
     protocol: str = "http"
     # The client sent raw tensor bytes (gRPC raw_input_contents): answer in kind.
     raw_contents: bool = False
-    # The adapter's handle on the client, which knows whether it went away: uvicorn's
-    # request cycle (HTTP), the call's context (gRPC), or None.
+    # The adapter's handle on the client (uvicorn's request cycle, a gRPC call's
+    # context) and its test of whether that client went away (hung up, cancelled,
+    # past its deadline): a plain function, so that no closure is made per request.
     client: Any = None
+    client_gone: Callable[[Any], bool] = _never
     # The caller stopped waiting (request_timeout or the deadline passed, cancelled).
     given_up: bool = False
     # time.monotonic() by which the answer is due (request_timeout, gRPC deadline).
@@ -92,15 +98,7 @@ class InferRequest:
     def abandoned(self) -> bool:
         """Nobody waits for the answer any more: work for it that has not started is
         dropped (pipeline/host.py)."""
-        if self.given_up:
-            return True
-        client = self.client
-        if client is None:
-            return False
-        disconnected = getattr(client, "disconnected", None)  # uvicorn's cycle
-        if disconnected is not None:
-            return disconnected
-        return not client.is_active()  # a gRPC call: cancelled, or past its deadline
+        return self.given_up or self.client_gone(self.client)
 
 
 @dataclass

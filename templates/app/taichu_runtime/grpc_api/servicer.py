@@ -135,7 +135,7 @@ class InferenceServicer:
             DecodeBudget(self.max_decoded_size),
             draining=draining,
         )
-        request.client = context  # knows if the call was cancelled or timed out
+        request.client, request.client_gone = context, _call_ended
         return host, request
 
     def ModelInfer(self, message, context):
@@ -231,6 +231,11 @@ class InferenceServicer:
             )
             last.parameters[FINAL_RESPONSE].bool_param = True
             yield dialect.stream_item(last)
+
+
+def _call_ended(context) -> bool:
+    """Whether a call was cancelled or passed its deadline (InferRequest.client_gone)."""
+    return not context.is_active()
 
 
 def on_pool(handler, pool: ThreadPoolExecutor):

@@ -24,7 +24,7 @@ from ..state import ServerState
 from ..surface import HTTP_ROUTES, INFER_ROUTE
 from .body import Bodies
 from .codec import decode_generate, dumps, encode_fields
-from .infer_route import InferRoute, error_headers
+from .infer_route import InferRoute, client_of, error_headers
 from .openapi import openapi_document
 
 logger = logging.getLogger("taichu_runtime")
@@ -125,8 +125,7 @@ class Endpoints:
         host, infer_request = await self.bodies.open(
             self.state, call, name, version, decode_generate, body, request.headers
         )
-        # uvicorn's request cycle, which knows if the client went away.
-        infer_request.client = getattr(request.receive, "__self__", None)
+        infer_request.client, infer_request.client_gone = client_of(request.receive)
         return host, infer_request
 
     async def generate(self, request: Request) -> Response:

@@ -10,7 +10,7 @@ codec and v2 error bodies.
 
 import asyncio
 import logging
-from typing import Dict
+from typing import Any, Callable, Dict, Tuple
 
 from starlette.datastructures import Headers
 
@@ -52,6 +52,23 @@ def error_headers(error: ServingError) -> Dict[str, str]:
     if retry_after:
         headers["Retry-After"] = str(retry_after)
     return headers
+
+
+def client_of(receive) -> Tuple[Any, Callable[[Any], bool]]:
+    """(client, client_gone) of a request (protocol.InferRequest): uvicorn's request
+    cycle, whose method `receive` is, knows whether the client hung up."""
+    cycle = getattr(receive, "__self__", None)
+    if not hasattr(cycle, "disconnected"):
+        return None, _unknown  # another ASGI server: not known here
+    return cycle, _disconnected
+
+
+def _disconnected(cycle) -> bool:
+    return cycle.disconnected
+
+
+def _unknown(client: Any) -> bool:
+    return False
 
 
 def raw_headers(content_type: bytes, headers: Dict[str, str]) -> list:
@@ -116,8 +133,7 @@ class InferRoute:
                     host, request = self.bodies.open_here(*opening, headers)
                 else:
                     host, request = await self.bodies.open(*opening, headers)
-                # uvicorn's request cycle, which knows if the client went away.
-                request.client = getattr(receive, "__self__", None)
+                request.client, request.client_gone = client_of(receive)
                 del body  # a large JSON body need not wait with the request
                 response = await self.guard.within_deadline(
                     host.infer(request), request

@@ -45,6 +45,21 @@ def server_command(project: Path, env: dict) -> str:
     )
 
 
+def wait_ready(http: str, seconds: float = 30) -> None:
+    """Until the server at `http` (its base URL) says it is ready."""
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{http}/v2/health/ready").status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{http} not ready after {seconds:g} s")
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import httpx
-from common import REPO, free_port, render_project, server_command
+from common import REPO, free_port, render_project, server_command, wait_ready
 
 COST_MS = 20
 RATE = 150  # requests per second: three times what the model can take
@@ -71,13 +71,7 @@ def measure(project: Path, seconds: float) -> dict:
     )
     http = f"http://127.0.0.1:{http_port}"
     try:
-        for _ in range(300):
-            try:
-                if httpx.get(f"{http}/v2/health/ready").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
+        wait_ready(http)
         return asyncio.run(overload(http, seconds))
     finally:
         server.terminate()

@@ -23,7 +23,7 @@ from pathlib import Path
 import grpc
 import httpx
 import numpy as np
-from common import REPO, free_port, render_project, server_command
+from common import REPO, free_port, render_project, server_command, wait_ready
 from tritonclient.grpc import service_pb2 as pb2
 
 MiB = 1024 * 1024
@@ -162,13 +162,7 @@ class Server:
         self.channel = grpc.insecure_channel(
             f"127.0.0.1:{grpc_port}", options=[("grpc.max_send_message_length", -1)]
         )
-        for _ in range(300):
-            try:
-                if httpx.get(f"{self.http}/v2/health/ready").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
+        wait_ready(self.http)
         children = subprocess.run(
             ["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True
         )

@@ -68,8 +68,8 @@ class Bodies:
         body: Union[bytes, bytearray],
         headers: Mapping[str, str],
     ) -> Tuple[ModelHost, InferRequest]:
-        """open() for a body under LARGE_BODY, on the event loop and without a
-        coroutine of its own (the infer route's usual case)."""
+        """open() here and now: for a body under LARGE_BODY, on the event loop
+        without a coroutine of its own (the infer route's usual case)."""
         budget = budget_for(len(body), self.max_decoded_size)
         wire = (body, headers, name, version, budget)
         return state.open_request(call, name, version, decode, *wire)
@@ -87,12 +87,11 @@ class Bodies:
         """state.open_request for this body. A large one is decoded on the decoding
         thread, so that the event loop goes on serving meanwhile (the decode steps
         are short: tensors.py converts large tensors in chunks)."""
+        opening = (state, call, name, version, decode, body, headers)
         if len(body) < LARGE_BODY:
-            return self.open_here(state, call, name, version, decode, body, headers)
-        budget = budget_for(len(body), self.max_decoded_size)
-        wire = (body, headers, name, version, budget)
+            return self.open_here(*opening)
         freed_memory.mark()  # given back a second after the last large body
-        opening = functools.partial(
-            state.open_request, call, name, version, decode, *wire
+        on_thread = functools.partial(self.open_here, *opening)
+        return await asyncio.get_running_loop().run_in_executor(
+            self._decoding, on_thread
         )
-        return await asyncio.get_running_loop().run_in_executor(self._decoding, opening)

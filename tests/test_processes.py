@@ -181,9 +181,9 @@ def test_a_hung_model_is_detected_and_its_worker_replaced(make_project, start_se
                 timeout=30,
             )
             seen_not_live = False
-            deadline = time.monotonic() + 10
+            deadline = time.monotonic() + 30
             while not seen_not_live:  # until the worker exits, GRACE after the answers
-                assert time.monotonic() < deadline
+                assert time.monotonic() < deadline, server.log
                 try:
                     live = httpx.get(server.http + "/v2/health/live", timeout=1)
                     seen_not_live |= live.status_code == 503

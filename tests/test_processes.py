@@ -2,10 +2,12 @@
 taichu-serve installed."""
 
 import asyncio
+import os
 import signal
 import subprocess
 import time
 import venv
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -205,3 +207,65 @@ def test_a_hung_model_is_detected_and_its_worker_replaced(make_project, start_se
         'taichu_worker_starts_total{model="HangingService",reason="hung"} 1.0'
         in metrics
     )
+
+
+def test_a_request_the_dead_worker_never_read_is_served_by_another(
+    make_project, start_server
+):
+    """A keep-alive connection's next request arrives at a worker that dies before
+    reading it (stopped, then SIGKILLed): the connection is handed to a living worker,
+    which answers it, instead of the client seeing its connection reset."""
+    server = start_server(make_project("hanging"), "--workers", "2")
+    with httpx.Client(timeout=30) as client, ThreadPoolExecutor(1) as pool:
+        first = client.post(server.http + HANGING, json={"parameters": {"go": 1}})
+        holder = first.json()["parameters"]["pid"]  # the worker with this connection
+        os.kill(holder, signal.SIGSTOP)
+        unread = pool.submit(
+            client.post, server.http + HANGING, json={"parameters": {"go": 1}}
+        )
+        time.sleep(0.5)  # the request's bytes wait, unread, in the stopped worker
+        os.kill(holder, signal.SIGKILL)
+        reply = unread.result()
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["parameters"]["pid"] not in (holder,)
+        # The connection lives on in its new worker.
+        again = client.post(server.http + HANGING, json={"parameters": {"go": 1}})
+        assert again.json()["parameters"]["pid"] == reply.json()["parameters"]["pid"]
+    assert "handed 1 open connection(s) of worker-" in server.log
+
+
+def test_no_request_fails_unanswered_when_a_worker_segfaults_under_load(
+    make_project, start_server
+):
+    """Two workers, 32 keep-alive clients, one request segfaults its worker: every
+    other request gets an answer (200, or 503 with a v2 error body), none a reset or
+    a closed connection."""
+    server = start_server(make_project("governed"), "--workers", "2")
+    url = server.http + "/v2/models/GovernedService/infer"
+    body = {"inputs": [], "parameters": {"delay": 0.02}}
+    outcomes: Counter = Counter()
+
+    async def keep_asking(client, until: float) -> None:
+        while time.monotonic() < until:
+            try:
+                reply = await client.post(url, json=body)
+                if reply.status_code == 503:
+                    assert "error" in reply.json()
+                outcomes[reply.status_code] += 1
+            except httpx.TransportError as error:
+                outcomes[repr(error)] += 1
+
+    async def main() -> None:
+        limits = httpx.Limits(max_connections=32)
+        async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+            until = time.monotonic() + 3
+            clients = [keep_asking(client, until) for _ in range(32)]
+            load = asyncio.gather(*clients)
+            await asyncio.sleep(1)
+            crash = await client.post(url, json={"parameters": {"crash": 1}})
+            assert crash.status_code == 503
+            await load
+
+    asyncio.run(main())
+    assert set(outcomes) <= {200, 503}, outcomes
+    assert outcomes[200] > 100

@@ -5,12 +5,17 @@ A segfault in model code takes the whole worker with it, and its connections wou
 just close: the client would see a reset, not an answer. So each worker hands the
 supervisor a duplicate of every HTTP connection it accepts (SCM_RIGHTS over a Unix
 socket pair, once per connection), and keeps a byte per connection, in memory shared
-with the supervisor, that says whether the connection owes its client an answer
-(bytes came in, nothing went out yet). When the worker dies, the supervisor, which
-still holds the connections, writes 503 with a v2 error body on each one that owes an
-answer and closes the others.
+with the supervisor, that says where the connection stands: IDLE (between requests),
+OWED (bytes of a request came in, nothing went out yet) or ANSWERING (an answer is
+partly written). When the worker dies, the supervisor, which still holds the
+connections:
+- writes 503 with a v2 error body on each OWED connection, and closes it;
+- hands each IDLE connection to a living worker, which serves it as if it had
+  accepted it: a request whose bytes the dead worker never read is answered too,
+  and the client keeps its connection;
+- closes the ANSWERING ones (half an answer cannot be finished by someone else).
 
-On the request path this costs two byte writes into shared memory. Linux only (fork
+On the request path this costs three byte writes into shared memory. Linux only (fork
 and shared memory); TLS connections are not answered (the TLS session died with the
 worker), they only close. gRPC needs none of this: a client whose connection drops
 gets UNAVAILABLE from its gRPC library.
@@ -23,13 +28,14 @@ import mmap
 import os
 import select
 import socket
-from typing import Dict, Tuple
+from typing import Callable, Dict, List, Tuple
 
 logger = logging.getLogger("taichu_runtime")
 
 SLOTS = 65536  # one byte per possible file descriptor number of a worker
-IDLE, OWED = 0, 1
+IDLE, OWED, ANSWERING = 0, 1, 2
 FD_BYTES = 4  # each message: the worker's fd number, with the fd itself attached
+HANDED_PER_MESSAGE = 250  # connections handed to a worker in one message (Linux: 253)
 
 
 def _reply(message: str) -> bytes:
@@ -68,6 +74,33 @@ class ConnectionLedger:
         except OSError:
             pass  # the supervisor is behind: this connection only closes on a crash
 
+    def take_connections(self, loop, protocol: Callable) -> None:
+        """Serve the connections the supervisor hands over from a worker that died, as
+        if this worker had accepted them (`protocol`: the HTTP protocol factory)."""
+        channel = self.worker_end.fileno()
+        adopting: set = set()  # the loop keeps only weak references to tasks
+
+        def adopt() -> None:
+            while True:
+                try:
+                    data, fds, _, _ = socket.recv_fds(
+                        self.worker_end, FD_BYTES, HANDED_PER_MESSAGE
+                    )
+                except OSError:  # BlockingIOError: nothing more for now
+                    return
+                if not data:  # the supervisor is gone
+                    loop.remove_reader(channel)
+                    return
+                for fd in fds:
+                    connection = socket.socket(fileno=fd)
+                    task = loop.create_task(
+                        loop.connect_accepted_socket(protocol, connection)
+                    )
+                    adopting.add(task)
+                    task.add_done_callback(adopting.discard)
+
+        loop.add_reader(channel, adopt)
+
     def closed(self, fd: int) -> None:
         """Shut the connection down for real (the supervisor's duplicate would keep it
         open) and let the supervisor drop its duplicate."""
@@ -84,7 +117,7 @@ class ConnectionLedger:
 
 
 def http_protocol(ledger: ConnectionLedger, base: type) -> type:
-    """The HTTP protocol `base` (uvicorn's, bounded), keeping `ledger` up to date for
+    """The HTTP protocol `base` (connection_limits.py's), keeping `ledger` up to date for
     each connection (plain HTTP only: a TLS connection cannot be answered by another
     process)."""
     owed = ledger.owed
@@ -99,7 +132,7 @@ def http_protocol(ledger: ConnectionLedger, base: type) -> type:
             self._fd = fd
 
         def write(self, data) -> None:
-            owed[self._fd] = IDLE
+            owed[self._fd] = ANSWERING
             self._transport.write(data)
 
         def __getattr__(self, name):
@@ -121,6 +154,12 @@ def http_protocol(ledger: ConnectionLedger, base: type) -> type:
             if self._fd < SLOTS:
                 owed[self._fd] = OWED
             super().data_received(data)
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if self._fd < SLOTS:
+                # A pipelined request may already be in: then an answer is owed.
+                owed[self._fd] = IDLE if self._idle() else OWED
 
         def connection_lost(self, exc) -> None:
             super().connection_lost(exc)
@@ -144,6 +183,8 @@ class HeldConnections:
         self._held: Dict[ConnectionLedger, Dict[int, socket.socket]] = {}
         self._owners: Dict[int, Tuple[ConnectionLedger, int]] = {}  # our fd -> whose
         self._wakers: set = set()  # fds that end wait() at once (process sentinels)
+        # Idle connections of workers that died, until hand_over() or drop_orphans().
+        self._orphans: List[socket.socket] = []
         # A worker forked later must not keep these connections open.
         os.register_at_fork(after_in_child=self._close_in_child)
 
@@ -174,19 +215,25 @@ class HeldConnections:
                 self._drop(*self._owners[fd])
 
     def answer(self, ledger: ConnectionLedger, message: str) -> int:
-        """The worker of `ledger` has exited: answer what it owed, close the rest,
-        forget the ledger. Returns how many requests were answered."""
+        """The worker of `ledger` has exited: answer what it owed, keep its idle
+        connections for hand_over(), close the rest, forget the ledger. Returns how
+        many requests were answered."""
         self._receive(ledger)
         reply = _reply(message)
         answered = 0
-        for worker_fd, duplicate in list(self._held[ledger].items()):
-            if ledger.owed[worker_fd] == OWED:
+        for worker_fd in list(self._held[ledger]):
+            state = ledger.owed[worker_fd]
+            duplicate = self._release(ledger, worker_fd)
+            if state == IDLE:
+                self._orphans.append(duplicate)
+                continue
+            if state == OWED:
                 try:
                     duplicate.send(reply)
                     answered += 1
                 except OSError:
                     pass  # the client is gone
-            self._drop(ledger, worker_fd)
+            duplicate.close()
         del self._held[ledger]
         del self._channels[ledger.supervisor_end.fileno()]
         self._poll.unregister(ledger.supervisor_end)
@@ -194,6 +241,31 @@ class HeldConnections:
         ledger.worker_end.close()
         ledger.owed.close()
         return answered
+
+    def hand_over(self, ledger: ConnectionLedger) -> int:
+        """Give the idle connections of dead workers to the worker of `ledger`; a
+        request waiting unread on one is served there. Returns how many it got."""
+        orphans, self._orphans = self._orphans, []
+        handed = 0
+        for start in range(0, len(orphans), HANDED_PER_MESSAGE):
+            batch = orphans[start : start + HANDED_PER_MESSAGE]
+            count = len(batch).to_bytes(FD_BYTES, "little")
+            try:
+                socket.send_fds(
+                    ledger.supervisor_end, [count], [c.fileno() for c in batch]
+                )
+                handed += len(batch)
+            except OSError:
+                pass  # the worker is gone or far behind: these connections close
+        for connection in orphans:
+            connection.close()  # the worker has its own copy now
+        return handed
+
+    def drop_orphans(self) -> None:
+        """No worker will take them (the server stops): close them."""
+        for connection in self._orphans:
+            connection.close()
+        self._orphans = []
 
     def _receive(self, ledger: ConnectionLedger) -> None:
         while True:
@@ -214,10 +286,14 @@ class HeldConnections:
             self._poll.register(fds[0], 0)  # hang-ups only (always reported)
 
     def _drop(self, ledger: ConnectionLedger, worker_fd: int) -> None:
+        self._release(ledger, worker_fd).close()
+
+    def _release(self, ledger: ConnectionLedger, worker_fd: int) -> socket.socket:
+        """Stop holding the connection for `ledger`'s worker; the caller has it."""
         duplicate = self._held[ledger].pop(worker_fd)
         del self._owners[duplicate.fileno()]
         self._poll.unregister(duplicate)
-        duplicate.close()
+        return duplicate
 
     def _close_in_child(self) -> None:
         """In a new worker: nothing of the other workers' (its own ledger is added
@@ -227,4 +303,6 @@ class HeldConnections:
                 duplicate.close()
             ledger.supervisor_end.close()
             ledger.worker_end.close()
+        for connection in self._orphans:
+            connection.close()
         self._poll.close()

@@ -173,6 +173,21 @@ def http_config(settings: Settings, app, guard: Guard, ledger=None) -> uvicorn.C
     )
 
 
+def http_protocol_factory(http_server: HttpServer):
+    """What uvicorn makes for each connection it accepts, for connections this worker
+    takes over from one that died (crash_replies.py)."""
+    config = http_server.config
+    if not config.loaded:
+        config.load()
+
+    def protocol():
+        return config.http_protocol_class(
+            config=config, server_state=http_server.server_state, app_state={}
+        )
+
+    return protocol
+
+
 def _in_thread(function, *args) -> asyncio.Future:
     """Run on a daemon thread, so a signal during a long model load need not wait for it."""
     loop = asyncio.get_running_loop()
@@ -233,6 +248,8 @@ async def serve(
     bodies = Bodies(settings.max_request_size, settings.max_decoded_size)
     app = create_app(state, guard, bodies)
     http_server = HttpServer(http_config(settings, app, guard, ledger))
+    if ledger is not None:
+        ledger.take_connections(loop, http_protocol_factory(http_server))
     http_task = asyncio.create_task(http_server.serve(sockets=[http_socket]))
     logger.info(
         "listening: HTTP %s:%d, gRPC %s",

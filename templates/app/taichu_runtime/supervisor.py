@@ -9,8 +9,8 @@ shared with SO_REUSEPORT. A shared array of ready flags lets every worker answer
 readiness for the whole server. A worker that dies after it was ready (a crash, even
 a segfault in model code) is replaced, and the server reports not ready until the new
 one is; a worker that dies while loading stops the server with exit code 1. The HTTP
-requests that were inside a worker when it died are answered with 503 from here
-(crash_replies.py).
+requests that were inside a worker when it died are answered with 503 from here, and
+its idle keep-alive connections go on in another worker (crash_replies.py).
 
 This module stays light (no grpc, no numpy): workers are forked from it on Linux and
 import the server themselves, so a crash never takes the supervisor down with it.
@@ -113,6 +113,7 @@ class Supervisor:
             self.held = HeldConnections()
             _raise_open_files_limit()  # we hold a duplicate of every HTTP connection
         self.ledgers: List[Optional[ConnectionLedger]] = [None] * settings.workers
+        self.handed = 0  # hand-overs so far: they take turns among ready workers
 
     def start(self, index: int, replacing: str = "") -> None:
         """Start worker `index`; `replacing`: why the one before it ended."""
@@ -162,6 +163,31 @@ class Supervisor:
             logger.warning(
                 "answered %d request(s) left by %s with 503", answered, worker.name
             )
+        if self.stopping:
+            self.held.drop_orphans()
+
+    def hand_over(self, dead: str, newest: int) -> None:
+        """Give the idle connections the worker called `dead` left to a ready worker,
+        or else to the one just started at `newest`, which serves them once loaded as
+        it serves new connections."""
+        if self.held is None:
+            return
+        ready = [
+            index
+            for index, (worker, ledger) in enumerate(zip(self.workers, self.ledgers))
+            if ledger and worker and worker.is_alive() and self.ready_flags[index]
+        ]
+        self.handed += 1
+        target = ready[self.handed % len(ready)] if ready else newest
+        ledger = self.ledgers[target]
+        handed = self.held.hand_over(ledger) if ledger is not None else 0
+        if handed:
+            logger.info(
+                "handed %d open connection(s) of %s to worker-%d",
+                handed,
+                dead,
+                target,
+            )
 
     def wait(self, timeout: float) -> None:
         """Sleep up to `timeout`, less if a worker exits."""
@@ -209,9 +235,12 @@ class Supervisor:
                 logger.error("%s %s; starting a new one", worker.name, how)
                 self._forget(worker)
                 self.start(index, "hung" if worker.exitcode == HUNG else "crashed")
+                self.hand_over(worker.name, index)
             self.wait(0.1)
         for index in range(len(self.workers)):
             self.release(index)
+        if self.held is not None:
+            self.held.drop_orphans()
         if any(w and w.exitcode for w in self.workers):
             exit_code = exit_code or 1
         return exit_code

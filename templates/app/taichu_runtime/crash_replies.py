@@ -54,11 +54,21 @@ class ConnectionLedger:
 
     def __init__(self) -> None:
         self.owed = mmap.mmap(-1, SLOTS)  # anonymous and shared with the fork
+        self.holding = False  # the worker is leaving: see hold()
         self.worker_end, self.supervisor_end = socket.socketpair(
             socket.AF_UNIX, socket.SOCK_STREAM
         )
 
     # -- in the worker -------------------------------------------------------------
+
+    def hold(self, connections) -> None:
+        """From now on each connection stops reading once it is between requests (the
+        idle ones at once): this worker is leaving, and the next request on each is
+        for the worker the supervisor hands the connection to (retirement.py)."""
+        self.holding = True
+        for connection in connections:
+            if connection.between_requests():
+                connection.transport.pause_reading()
 
     def in_worker(self) -> None:
         self.supervisor_end.close()
@@ -159,7 +169,10 @@ def http_protocol(ledger: ConnectionLedger, base: type) -> type:
             super().on_response_complete()
             if self._fd < SLOTS:
                 # A pipelined request may already be in: then an answer is owed.
-                owed[self._fd] = IDLE if self._idle() else OWED
+                idle = self.between_requests()
+                owed[self._fd] = IDLE if idle else OWED
+                if idle and ledger.holding:
+                    self.transport.pause_reading()  # the next request: for the heir
 
         def connection_lost(self, exc) -> None:
             super().connection_lost(exc)

@@ -18,12 +18,12 @@ import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 import grpc
 import uvicorn
 
-from . import watchdog
+from . import retirement, watchdog
 from .crash_replies import http_protocol
 from .errors import STOPPED, NotReady
 from .governance.guard import Guard
@@ -42,6 +42,7 @@ from .sockets import StartupError, grpc_address
 from .state import ServerState
 from .surface import public_http_paths
 from .warmup import WarmupError, replay
+from .worker_link import RECYCLE, WorkerLink
 
 logger = logging.getLogger("taichu_runtime")
 
@@ -90,6 +91,10 @@ def connection_age(settings: Settings) -> list:
     ]
 
 
+def shares_grpc_port(settings: Settings) -> bool:
+    return settings.workers > 1 or settings.recycles_workers
+
+
 def start_grpc(settings: Settings, state: ServerState, guard: Guard, loop):
     """The gRPC server, not started yet, and its call pool."""
     pools = Pools(
@@ -123,8 +128,9 @@ def start_grpc(settings: Settings, state: ServerState, guard: Guard, loop):
                 "grpc.max_allowed_incoming_connections",
                 connections_per_port(settings),
             ),
-            # Several worker processes share the port only when asked to.
-            ("grpc.so_reuseport", 1 if settings.workers > 1 else 0),
+            # Several worker processes share the port only when asked to (a
+            # replacement starts beside the worker it replaces).
+            ("grpc.so_reuseport", 1 if shares_grpc_port(settings) else 0),
         ],
     )
     add_services(server, state, guard, loop, calls, pools, settings)
@@ -214,21 +220,18 @@ def _in_thread(function, *args) -> asyncio.Future:
 
 
 async def serve(
-    settings: Settings,
-    http_socket: socket.socket,
-    ready_flags=None,
-    worker_index: int = 0,
-    ledger=None,
-    replacing: str = "",
+    settings: Settings, http_socket: socket.socket, link: Optional[WorkerLink] = None
 ) -> int:
-    """Run one worker until a signal; return the process exit code. `ledger` tells
-    the supervisor which HTTP requests to answer if this process dies; `replacing`
-    why the worker before it in its place ended ("crashed", "hung"), for the metrics."""
-    state = ServerState(ready_flags, worker_index)
+    """Run one worker until a signal; return the process exit code. `link`: what it
+    shares with the supervisor (worker_link.py), if there is one."""
+    state = ServerState(link)
+    ledger = link.ledger if link is not None else None
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    recycle = asyncio.Event()  # the supervisor's replacement for this worker is ready
+    loop.add_signal_handler(RECYCLE, recycle.set)
 
     tracing = start_tracing(settings.otlp_endpoint, settings.service_name)
     guard = Guard(settings, state, None, tracing)  # metrics come with the model's name
@@ -242,7 +245,7 @@ async def serve(
     def instruments(model_name: str):
         if settings.metrics:
             guard.metrics = Metrics(model_name, in_flight)
-            guard.metrics.worker_started(replacing or "start-up")
+            guard.metrics.worker_started(link.why if link else "start-up")
         return guard.metrics, tracing
 
     bodies = Bodies(settings.max_request_size, settings.max_decoded_size)
@@ -286,10 +289,21 @@ async def serve(
             logger.exception("the model failed to load; stopping")
             exit_code = 1
             stop.set()
+    recycling = asyncio.create_task(recycle.wait())
+    timeout = settings.shutdown_timeout
     if exit_code == 0:
-        await asyncio.wait({stopping, http_task}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(
+            {stopping, recycling, http_task}, return_when=asyncio.FIRST_COMPLETED
+        )
+    if recycling.done() and not stopping.done():
+        if await retirement.leave(
+            state, http_server, grpc_server, ledger, timeout, stop
+        ):
+            retirement.exit_now(tracing)
+        if not stop.is_set():
+            timeout = 0  # it had its shutdown_timeout: cut off what still runs
 
-    await drain(state, settings.shutdown_timeout)
+    await drain(state, timeout)
     if state.active:
         cut_off(state, http_server, NotReady(STOPPED))
     http_server.should_exit = True
@@ -300,6 +314,7 @@ async def serve(
 
     loading.cancel()
     stopping.cancel()
+    recycling.cancel()
     tracing.shutdown()
     if http_task.done() and not http_task.cancelled() and http_task.exception():
         logger.error("the HTTP server failed: %s", http_task.exception())

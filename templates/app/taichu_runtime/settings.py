@@ -73,6 +73,18 @@ OPTIONS = (
     Option("server", "shutdown_timeout", 30.0, "seconds to finish in-flight work"),
     Option(
         "server",
+        "max_worker_requests",
+        0,
+        "requests a worker serves before a new one replaces it; 0: no limit",
+    ),
+    Option(
+        "server",
+        "max_worker_memory",
+        0,
+        "resident bytes past which a worker is replaced (Linux); 0: no limit",
+    ),
+    Option(
+        "server",
         "log_level",
         "info",
         "debug, info, warning or error",
@@ -165,6 +177,8 @@ class Settings:
     max_request_size: int
     max_decoded_size: int
     shutdown_timeout: float
+    max_worker_requests: int
+    max_worker_memory: int
     log_level: str
     model_name: str
     model_version: str
@@ -197,6 +211,10 @@ class Settings:
     show_model_errors: bool
     max_batch_size: int
     max_batch_delay_ms: float
+
+    @property
+    def recycles_workers(self) -> bool:
+        return bool(self.max_worker_requests or self.max_worker_memory)
 
 
 assert [f.name for f in fields(Settings)] == [o.attr for o in OPTIONS]
@@ -343,6 +361,9 @@ def load_settings(
     for name in ("max_request_size", "max_decoded_size"):
         if getattr(settings, name) < 1:
             raise SettingsError(f"{name} must be at least 1")
+    for name in ("max_worker_requests", "max_worker_memory"):
+        if getattr(settings, name) < 0:
+            raise SettingsError(f"{name} must be 0 (no limit) or more")
     if settings.http_port == settings.grpc_port:
         raise SettingsError(f"http_port and grpc_port are both {settings.http_port}")
     if bool(settings.tls_cert) != bool(settings.tls_key):

@@ -7,16 +7,17 @@ from typing import Any, Callable, Optional, Tuple
 from .errors import NotReady
 from .pipeline import ModelHost
 from .protocol import InferRequest
+from .worker_link import WorkerLink
 
 
 class ServerState:
     """The state of one worker process, plus the readiness of its siblings.
 
-    `ready_flags` is a shared array with one flag per worker process (None with a
-    single worker): the server is ready only when every worker has loaded its model.
+    `link` is what it shares with the supervisor (None when run on its own): the
+    server is ready only when every worker has loaded its model.
     """
 
-    def __init__(self, ready_flags=None, worker_index: int = 0) -> None:
+    def __init__(self, link: Optional[WorkerLink] = None) -> None:
         self.host: Optional[ModelHost] = None
         self.draining = False
         # Set when what still runs gets 503 with this message: shutdown_timeout
@@ -25,8 +26,10 @@ class ServerState:
         self.hung = False  # the watchdog found no progress: not live, not ready
         self.active = 0  # requests and streams in progress: shutdown waits for them
         self._lock = threading.Lock()  # counted from the loop and from gRPC threads
-        self._flags = ready_flags
-        self._index = worker_index
+        self._link = link
+        # Requests started (governance/guard.py counts them), for max_worker_requests;
+        # None: not counted.
+        self.served = link.served if link is not None else None
 
     def busy(self, change: int) -> None:
         """A request or stream begins (+1) or ends (-1)."""
@@ -35,14 +38,14 @@ class ServerState:
 
     def set_loaded(self, host: ModelHost) -> None:
         self.host = host
-        if self._flags is not None:
-            self._flags[self._index] = 1
+        if self._link is not None:
+            self._link.set_ready()
 
     @property
     def ready(self) -> bool:
         if self.host is None or self.draining or self.hung:
             return False
-        return self._flags is None or all(self._flags)
+        return self._link is None or self._link.all_ready()
 
     def model(
         self, name: str, version: str = "", draining: Optional[bool] = None

@@ -27,22 +27,25 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any, Callable, List, Optional
 
 from .crash_replies import ConnectionLedger, HeldConnections
 from .settings import HUNG, USER_MISTAKE, Settings
 from .sockets import check_port_free
+from .worker_link import RECYCLE, WorkerLink
 
 logger = logging.getLogger("taichu_runtime")
 
 STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+# Seconds before a worker past its limits is tried again when its replacement failed.
+RECYCLE_RETRY = 60.0
+MEMORY_CHECK = 1.0  # seconds between two looks at the workers' resident memory
 # Seconds a worker whose supervisor died gives its requests before it exits.
 ORPHAN_GRACE = 2.0
 
 
-def _worker_main(
-    settings: Settings, http_socket, ready_flags, index: int, ledger, replacing: str
-) -> None:
+def _worker_main(settings: Settings, http_socket, link: WorkerLink) -> None:
     import asyncio
 
     from . import background
@@ -50,13 +53,14 @@ def _worker_main(
     from .server import serve
 
     # A forked worker starts with the supervisor's handlers, and the signals blocked
-    # (see Supervisor.start); serve() sets its own handlers.
+    # (see Supervisor.spawn); serve() sets its own handlers.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(RECYCLE, signal.SIG_IGN)  # until serve() listens for it
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
     _limit_malloc_arenas()
-    if ledger is not None:
-        ledger.in_worker()
+    if link.ledger is not None:
+        link.ledger.in_worker()
     threading.Thread(
         target=_exit_with, args=(os.getppid(),), name="orphan_watch", daemon=True
     ).start()
@@ -70,8 +74,7 @@ def _worker_main(
     except ImportError:
         run = asyncio.run
     try:
-        serving = serve(settings, http_socket, ready_flags, index, ledger, replacing)
-        sys.exit(run(serving))
+        sys.exit(run(serve(settings, http_socket, link)))
     finally:
         # multiprocessing ends a worker with os._exit (no atexit): write out the logs.
         background.run_now()
@@ -94,6 +97,21 @@ def _exit_with(supervisor: int) -> None:
     os._exit(1)
 
 
+@dataclass
+class Worker:
+    process: multiprocessing.process.BaseProcess
+    link: WorkerLink
+    released: bool = False  # what it left has been answered or handed over
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid or 0  # None only before it starts
+
+    @property
+    def name(self) -> str:
+        return f"{self.process.name} (pid {self.pid})"
+
+
 class Supervisor:
     def __init__(self, settings: Settings, http_socket: socket.socket) -> None:
         self.settings = settings
@@ -101,10 +119,14 @@ class Supervisor:
         # fork: no interpreter start-up per worker; the parent holds no threads or grpc.
         method = "fork" if sys.platform.startswith("linux") else "spawn"
         self.context = multiprocessing.get_context(method)
-        self.ready_flags = self.context.Array("b", settings.workers, lock=False)
-        self.workers: List[Optional[multiprocessing.process.BaseProcess]] = [
-            None
-        ] * settings.workers
+        self.ready_pids = self.context.Array("l", settings.workers, lock=False)
+        self.workers: List[Optional[Worker]] = [None] * settings.workers
+        self.incoming: Optional[Worker] = (
+            None  # a replacement loading beside its worker
+        )
+        self.retiring: List[Worker] = []  # replaced, finishing their requests
+        self.recycle_after = 0.0  # monotonic time: no replacement started before it
+        self.memory_checked = 0.0
         self.stopping = False
         # Requests inside a worker that dies are answered from here (crash_replies.py);
         # that takes fork, and plain HTTP.
@@ -112,51 +134,54 @@ class Supervisor:
         if method == "fork" and not settings.tls_cert:
             self.held = HeldConnections()
             _raise_open_files_limit()  # we hold a duplicate of every HTTP connection
-        self.ledgers: List[Optional[ConnectionLedger]] = [None] * settings.workers
         self.handed = 0  # hand-overs so far: they take turns among ready workers
 
-    def start(self, index: int, replacing: str = "") -> None:
-        """Start worker `index`; `replacing`: why the one before it ended."""
-        self.ready_flags[index] = 0
+    def spawn(self, index: int, why: str, beside: bool = False) -> None:
+        """Start a worker for place `index`, `why` ("start-up", "crashed", "hung",
+        "recycled"); `beside`: as the incoming replacement of the one running there."""
+        if not beside:
+            self.ready_pids[index] = 0
         ledger = ConnectionLedger() if self.held is not None else None
-        worker = self.context.Process(  # type: ignore[attr-defined]
+        served = None
+        if self.settings.max_worker_requests:
+            served = self.context.Value("Q", 0, lock=False)
+        link = WorkerLink(index, self.ready_pids, ledger, served, why)
+        process = self.context.Process(  # type: ignore[attr-defined]
             target=_worker_main,
-            args=(
-                self.settings,
-                self.http_socket,
-                self.ready_flags,
-                index,
-                ledger,
-                replacing,
-            ),
+            args=(self.settings, self.http_socket, link),
             name=f"worker-{index}",
         )
         # A stop signal during the fork waits until the worker is listed (so the
         # supervisor tells it too) and until the worker has dropped our handlers.
         signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         try:
-            worker.start()
-            self.workers[index] = worker
+            process.start()
+            if beside:
+                self.incoming = Worker(process, link)
+            else:
+                self.workers[index] = Worker(process, link)
         finally:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
         if ledger is not None and self.held is not None:
             self.held.add(ledger)  # after the fork: the worker has no use for it
-            self.held.watch(worker.sentinel)
-            self.ledgers[index] = ledger
+            self.held.watch(process.sentinel)
 
-    def release(self, index: int) -> None:
-        """Answer the HTTP requests the exited worker `index` left unanswered (once)."""
-        worker, ledger = self.workers[index], self.ledgers[index]
-        if ledger is None or worker is None or self.held is None:
+    def release(self, worker: Worker, retired: bool = False) -> None:
+        """Answer the HTTP requests the exited `worker` left unanswered (once); its idle
+        connections wait for hand_over()."""
+        ledger = worker.link.ledger
+        if worker.released or ledger is None or self.held is None:
             return
-        self.ledgers[index] = None
-        self.held.unwatch(worker.sentinel)
+        worker.released = True
+        self.held.unwatch(worker.process.sentinel)
         if self.stopping:
             message = "the server is shutting down"
+        elif retired:
+            message = "the model process was replaced while handling this request"
         else:
             message = (
-                f"the model process died ({_exit_reason(worker.exitcode)}) while "
-                "handling this request; a new one is starting"
+                f"the model process died ({_exit_reason(worker.process.exitcode)}) "
+                "while handling this request; a new one is starting"
             )
         answered = self.held.answer(ledger, message)
         if answered:
@@ -166,27 +191,32 @@ class Supervisor:
         if self.stopping:
             self.held.drop_orphans()
 
-    def hand_over(self, dead: str, newest: int) -> None:
-        """Give the idle connections the worker called `dead` left to a ready worker,
-        or else to the one just started at `newest`, which serves them once loaded as
-        it serves new connections."""
+    def hand_over(self, gone: Worker) -> None:
+        """Give the idle connections the worker `gone` left to a ready worker, or else
+        to the one now in its place, which serves them once loaded as it serves new
+        connections."""
         if self.held is None:
             return
         ready = [
-            index
-            for index, (worker, ledger) in enumerate(zip(self.workers, self.ledgers))
-            if ledger and worker and worker.is_alive() and self.ready_flags[index]
+            worker
+            for index, worker in enumerate(self.workers)
+            if worker is not None
+            and worker.link.ledger is not None
+            and self.ready_pids[index] == worker.pid
+            and worker.process.is_alive()
         ]
         self.handed += 1
-        target = ready[self.handed % len(ready)] if ready else newest
-        ledger = self.ledgers[target]
-        handed = self.held.hand_over(ledger) if ledger is not None else 0
+        heir = ready[self.handed % len(ready)] if ready else None
+        heir = heir or self.workers[gone.link.index]
+        if heir is None or heir.link.ledger is None:
+            return
+        handed = self.held.hand_over(heir.link.ledger)
         if handed:
             logger.info(
-                "handed %d open connection(s) of %s to worker-%d",
+                "handed %d open connection(s) of %s to %s",
                 handed,
-                dead,
-                target,
+                gone.name,
+                heir.name,
             )
 
     def wait(self, timeout: float) -> None:
@@ -196,60 +226,186 @@ class Supervisor:
         else:
             self.held.wait(timeout)
 
+    def everyone(self) -> List[Worker]:
+        """Every worker process the supervisor answers for."""
+        current = [worker for worker in self.workers if worker is not None]
+        incoming = [self.incoming] if self.incoming is not None else []
+        return current + incoming + self.retiring
+
     def stop(self, signum=None, frame=None) -> None:
         self.stopping = True
-        for worker in self.workers:
-            if worker is not None and worker.is_alive():
-                worker.terminate()  # SIGTERM: the worker drains, then exits
+        for worker in self.everyone():
+            if worker.process.is_alive():
+                worker.process.terminate()  # SIGTERM: the worker drains, then exits
 
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
         for index in range(len(self.workers)):
             if not self.stopping:
-                self.start(index)
+                self.spawn(index, "start-up")
         logger.info("supervising %d worker(s)", len(self.workers))
         exit_code = 0
-        while not self.stopping or any(w and w.is_alive() for w in self.workers):
+        while not self.stopping or any(w.process.is_alive() for w in self.everyone()):
             for index, worker in enumerate(self.workers):
-                if worker is None or worker.exitcode is None:
+                if worker is None or worker.process.exitcode is None:
                     continue  # not started (a stop came first), or running
-                self.release(index)
+                self.release(worker)
                 if self.stopping:
                     continue
-                if not self.ready_flags[index]:
+                incoming = self.incoming
+                replacing = incoming is not None and incoming.link.index == index
+                if not replacing and self.ready_pids[index] != worker.pid:
                     logger.error(
                         "%s failed to start (exit code %s); stopping",
                         worker.name,
-                        worker.exitcode,
+                        worker.process.exitcode,
                     )
-                    failed = worker.exitcode == USER_MISTAKE
+                    failed = worker.process.exitcode == USER_MISTAKE
                     exit_code = USER_MISTAKE if failed else 1
                     self.stop()
                     break
-                how = (
-                    "was hung (no progress for hook_timeout)"
-                    if worker.exitcode == HUNG
-                    else f"died (exit code {worker.exitcode})"
-                )
-                logger.error("%s %s; starting a new one", worker.name, how)
-                self._forget(worker)
-                self.start(index, "hung" if worker.exitcode == HUNG else "crashed")
-                self.hand_over(worker.name, index)
+                self.replace(index, worker)
+            if not self.stopping:
+                self.tend_retiring()
+                self.tend_incoming()
+                self.recycle_if_due()
             self.wait(0.1)
-        for index in range(len(self.workers)):
-            self.release(index)
+        for worker in self.everyone():
+            self.release(worker)
         if self.held is not None:
             self.held.drop_orphans()
-        if any(w and w.exitcode for w in self.workers):
+        if any(w and w.process.exitcode for w in self.workers):
             exit_code = exit_code or 1
         return exit_code
 
-    def _forget(self, worker) -> None:
+    def replace(self, index: int, dead: Worker) -> None:
+        """Put a new worker in the place of `dead`, which died after it was ready: the
+        replacement already loading there, if one is, else a new one."""
+        hung = dead.process.exitcode == HUNG
+        how = (
+            "was hung (no progress for hook_timeout)"
+            if hung
+            else f"died (exit code {dead.process.exitcode})"
+        )
+        logger.error("%s %s; starting a new one", dead.name, how)
+        self._forget(dead)
+        incoming = self.incoming
+        if incoming is not None and incoming.link.index == index:
+            self.workers[index], self.incoming = incoming, None
+            if self.ready_pids[index] != incoming.pid:
+                self.ready_pids[index] = 0  # not ready until it is
+        else:
+            self.spawn(index, "hung" if hung else "crashed")
+        self.hand_over(dead)
+
+    def recycle_if_due(self) -> None:
+        """Start a replacement beside the first worker past max_worker_requests or
+        max_worker_memory: one at a time, while every place has a ready worker."""
+        if not self.settings.recycles_workers or self.incoming or self.retiring:
+            return
+        now = time.monotonic()
+        if now < self.recycle_after:
+            return
+        check_memory = self.settings.max_worker_memory and (
+            now - self.memory_checked >= MEMORY_CHECK
+        )
+        if check_memory:
+            self.memory_checked = now
+        for index, worker in enumerate(self.workers):
+            if worker is None or self.ready_pids[index] != worker.pid:
+                return  # a place is loading: no replacement now
+        for index, worker in enumerate(self.workers):
+            assert worker is not None
+            reason = self._past_limit(worker, bool(check_memory))
+            if reason:
+                logger.warning("%s %s; starting its replacement", worker.name, reason)
+                self.spawn(index, "recycled", beside=True)
+                return
+
+    def _past_limit(self, worker: Worker, check_memory: bool) -> str:
+        served, limit = worker.link.served, self.settings.max_worker_requests
+        if limit and served is not None and served.value >= limit:
+            return f"served {served.value} requests (max_worker_requests {limit})"
+        limit = self.settings.max_worker_memory
+        if check_memory and limit:
+            resident = resident_memory(worker.pid)
+            if resident >= limit:
+                return (
+                    f"holds {resident / MiB:.0f} MiB "
+                    f"(max_worker_memory {limit / MiB:.0f} MiB)"
+                )
+        return ""
+
+    def tend_incoming(self) -> None:
+        """Once the replacement is ready, the worker it replaces is asked to finish
+        its requests and hand its connections over (server.py); if it fails to
+        start, the worker it was for keeps serving."""
+        incoming = self.incoming
+        if incoming is None:
+            return
+        index = incoming.link.index
+        if incoming.process.exitcode is not None:
+            self.incoming = None
+            self.release(incoming)
+            self._forget(incoming)
+            self.recycle_after = time.monotonic() + RECYCLE_RETRY
+            logger.error(
+                "the replacement for worker-%d failed to start (exit code %s); the "
+                "running one keeps serving, tried again in %.0f s",
+                index,
+                incoming.process.exitcode,
+                RECYCLE_RETRY,
+            )
+            return
+        if self.ready_pids[index] != incoming.pid:
+            return  # still loading
+        replaced = self.workers[index]
+        self.workers[index], self.incoming = incoming, None
+        if replaced is not None:
+            logger.info(
+                "%s is ready; %s finishes its requests and leaves",
+                incoming.name,
+                replaced.name,
+            )
+            self.retiring.append(replaced)
+            os.kill(replaced.pid, RECYCLE)
+
+    def tend_retiring(self) -> None:
+        for worker in list(self.retiring):
+            if worker.process.exitcode is None:
+                continue
+            self.retiring.remove(worker)
+            self.release(worker, retired=True)
+            self._forget(worker)
+            self.hand_over(worker)
+            if worker.process.exitcode:
+                logger.warning(
+                    "%s ended with exit code %s after its replacement started",
+                    worker.name,
+                    worker.process.exitcode,
+                )
+            else:
+                logger.info("%s has left", worker.name)
+
+    def _forget(self, worker: Worker) -> None:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             from prometheus_client import multiprocess
 
             multiprocess.mark_process_dead(worker.pid)
+
+
+MiB = 1024 * 1024
+
+
+def resident_memory(pid: int) -> int:
+    """Bytes of memory the process `pid` holds (Linux; 0 elsewhere or once gone)."""
+    try:
+        with open(f"/proc/{pid}/statm") as statm:
+            pages = int(statm.read().split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+    return pages * os.sysconf("SC_PAGE_SIZE")
 
 
 M_ARENA_MAX = -8  # glibc's mallopt() parameter

@@ -163,6 +163,8 @@ class Guard:
         """A request begins (+1) or ends (-1)."""
         with self._lock:
             self.inflight += change
+            if change > 0 and self.state.served is not None:
+                self.state.served.value += 1  # for max_worker_requests
         self.state.busy(change)
 
     def finish(self, call: Call) -> None:

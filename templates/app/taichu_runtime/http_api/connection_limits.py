@@ -152,7 +152,7 @@ def bounded_protocol(settings) -> type:
             """The time bounds of this connection, by the sweep."""
             if self._refused or self.transport.is_closing():
                 return
-            if max_age and now - self._opened > max_age and self._idle():
+            if max_age and now - self._opened > max_age and self.between_requests():
                 self.transport.close()
                 return
             if self._reading_head:
@@ -185,7 +185,7 @@ def bounded_protocol(settings) -> type:
                 )
                 self._send_refusal()
 
-        def _idle(self) -> bool:
+        def between_requests(self) -> bool:
             """Between two requests: the last one answered, no byte of the next."""
             answered = self.cycle is None or self.cycle.response_complete
             return self._reading_head and self._head == 0 and answered

@@ -74,6 +74,7 @@ def test_a_flag_beats_the_environment_which_beats_the_file(tmp_path, monkeypatch
     [
         ("[server]\nworkers = many\n", "[server] workers: 'many' is not a valid int"),
         ("[limits]\nmax_qps = -1\n", "must not be negative"),
+        ("[server]\nmax_worker_memory = 4GB\n", "'4GB' is not a valid int"),
         ("[metrics]\nenabled = maybe\n", "is not true or false"),
         ("[server]\nhttp_port = 9\ngrpc_port = 9\n", "are both 9"),
         (

@@ -361,9 +361,6 @@ def load_settings(
     for name in ("max_request_size", "max_decoded_size"):
         if getattr(settings, name) < 1:
             raise SettingsError(f"{name} must be at least 1")
-    for name in ("max_worker_requests", "max_worker_memory"):
-        if getattr(settings, name) < 0:
-            raise SettingsError(f"{name} must be 0 (no limit) or more")
     if settings.http_port == settings.grpc_port:
         raise SettingsError(f"http_port and grpc_port are both {settings.http_port}")
     if bool(settings.tls_cert) != bool(settings.tls_key):

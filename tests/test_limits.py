@@ -2,6 +2,7 @@
 many connections and streams get their answer early, and the server keeps serving.
 Every client here is on loopback and bounded in count and time."""
 
+import asyncio
 import json
 import os
 import signal
@@ -12,6 +13,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import List
 
 import grpc
 import httpx
@@ -450,6 +452,43 @@ def test_connections_older_than_max_connection_age_move_on(limited):
     assert live(pb2.ServerLiveRequest(), timeout=5).live  # on a new connection
     silent.set()
     channel.close()
+
+
+def test_busy_http_clients_move_past_max_connection_age_without_an_error(limited):
+    """A connection past its age is never closed under a client about to send: a busy
+    one gets `connection: close` on its next answer, an idle one closes once it has
+    been idle for a sweep."""
+    server = limited("--max-connection-age", "1")
+    errors: List[str] = []
+    answered = 0
+
+    async def keep_asking(client, until: float) -> None:
+        nonlocal answered
+        while time.monotonic() < until:
+            try:
+                reply = await client.get(server.http + "/v2/health/live")
+                assert reply.status_code == 200
+                answered += 1
+            except httpx.TransportError as error:
+                errors.append(repr(error))
+
+    async def main() -> None:
+        async with httpx.AsyncClient(timeout=10) as client:
+            until = time.monotonic() + 4
+            await asyncio.gather(*[keep_asking(client, until) for _ in range(8)])
+
+    asyncio.run(main())
+    assert not errors and answered > 500
+    with socket.create_connection(("127.0.0.1", server.http_port), timeout=5) as s:
+        closing = b""
+        deadline = time.monotonic() + 5
+        while b"connection: close" not in closing:
+            assert time.monotonic() < deadline
+            s.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+            closing = b""
+            while not closing.endswith(b'{"live":true}'):
+                closing += s.recv(65536)
+        assert s.recv(65536) == b""  # and it closes after that answer
 
 
 def h2_frames(s: socket.socket):

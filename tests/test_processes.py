@@ -3,6 +3,7 @@ taichu-serve installed."""
 
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import time
@@ -276,9 +277,15 @@ def test_a_worker_past_max_worker_requests_is_replaced_without_a_failure(
 ):
     """max_worker_requests 150, two workers, HTTP keep-alive clients and a gRPC
     channel asking all the time: workers are replaced one after another (each new
-    one ready before the old one leaves) and every HTTP request gets its answer."""
+    one ready before the old one leaves) and every request gets its answer."""
     server = start_server(
-        make_project("leaking"), "--workers", "2", "--max-worker-requests", "150"
+        make_project("leaking"),
+        "--workers",
+        "2",
+        "--max-worker-requests",
+        "150",
+        "--max-connection-age",
+        "1",  # how long a replaced worker's gRPC clients take to move
     )
     url = server.http + "/v2/models/LeakingService/infer"
     outcomes: Counter = Counter()
@@ -321,14 +328,10 @@ def test_a_worker_past_max_worker_requests_is_replaced_without_a_failure(
     asyncio.run(main())
     replaced = server.log.count("starting its replacement")
     assert replaced >= 2, server.log
-    # grpcio's server cancels a call that reached it in the instant it stops and
-    # that it had not taken yet (grpc/grpc#41785): at most one such call a hand-over.
-    raced = outcomes.pop("grpc CANCELLED", 0)
-    assert raced <= replaced, outcomes
     assert set(outcomes) == {200, "grpc OK"}, outcomes
     assert server.log.count("has left") >= replaced - 1
     assert len(pids) >= 3  # answers came from replacements too
-    assert "served 1" in server.log and "(max_worker_requests 150)" in server.log
+    assert re.search(r"served \d+ requests \(max_worker_requests 150\)", server.log)
     metrics = httpx.get(server.http + "/metrics").text
     assert 'reason="recycled"' in metrics
 

@@ -4,47 +4,63 @@
 The supervisor replaces a worker past max_worker_requests or max_worker_memory: it
 starts the new one beside it, and once that one is ready it signals the old one,
 which then:
-1. stops accepting: its copy of the shared HTTP listening socket closes (the other
-   workers accept from the same queue), and gRPC stops (GOAWAY: clients move their
-   next calls to a new connection, which the kernel gives another worker; the calls
-   in flight finish);
-2. stops reading each HTTP keep-alive connection once it is between two requests: a
-   next request waits, unread, in the kernel;
-3. exits at once when nothing is left in progress, without closing a connection. The
-   supervisor holds a duplicate of each one (crash_replies.py) and hands the idle ones
-   to a ready worker, which reads the requests waiting there.
+1. stops accepting connections. Its copy of the shared HTTP listening socket closes
+   (the other workers accept from the same queue); its gRPC listening socket, one of
+   several sharing the port (SO_REUSEPORT), is shut down, so the kernel gives new
+   connections to the others. grpcio logs "Closing acceptor. Failed accept4" for it.
+2. waits for its gRPC clients to move: each connection reaches max_connection_age
+   (set whenever workers are replaced, RECYCLE_CONNECTION_AGE unless configured), is
+   told to go away, and the client opens a new one to another worker; calls on the
+   old connection go on meanwhile. Only then does gRPC stop: grpcio cancels the
+   calls it has received but not yet taken when it stops (grpc/grpc#41785), so it
+   must not stop while clients still send it calls.
+3. stops reading each HTTP keep-alive connection once it is between two requests (a
+   next request waits, unread, in the kernel), and exits at once when nothing is left
+   in progress, without closing a connection. The supervisor holds a duplicate of
+   each one (crash_replies.py) and hands the idle ones to a ready worker, which reads
+   the requests waiting there.
 
-Without held connections (TLS, or not Linux), steps 2 and 3 cannot be done: the
-worker finishes its requests and closes its idle connections as on shutdown (a
-request that crosses that close fails, as with any server closing a keep-alive
-connection). When shutdown_timeout passes first, what still runs is cut off as on
-shutdown.
+Without held connections (TLS, or not Linux) step 3 cannot be done: the worker
+finishes its requests and closes its idle connections as on shutdown (a request that
+crosses that close fails, as with any server closing a keep-alive connection). When
+the time runs out first, what still runs is cut off as on shutdown.
 """
 
 import asyncio
 import logging
 import os
+import socket
 
 from . import background
 
 logger = logging.getLogger("taichu_runtime")
 
 POLL_SECONDS = 0.01  # how often the worker looks for a quiet moment to leave
+# max_connection_age when none is set and workers are replaced: how long a replaced
+# worker may wait for its gRPC clients to move. Calls are never cut by it.
+RECYCLE_CONNECTION_AGE = 30.0
+TCP_FAMILIES = (socket.AF_INET, socket.AF_INET6)
 
 
-async def leave(state, http_server, grpc_server, ledger, timeout: float, stop) -> bool:
-    """Steps 1 and 2; True once the worker may exit without closing its connections
-    (step 3, exit_now), False to shut down as usual: no held connections, a stop
-    signal (`stop`, an asyncio.Event) came, or `timeout` seconds passed."""
+async def leave(state, settings, http_server, grpc_server, ledger, stop) -> bool:
+    """Steps 1 to 3 up to the exit; True once the worker may exit without closing its
+    connections (exit_now), False to shut down as usual: no held connections, a stop
+    signal (`stop`, an asyncio.Event) came, or the time ran out."""
     logger.info("the replacement is ready: finishing the requests in progress")
     for server in http_server.servers:
         server.close()
-    grpc_stopped = grpc_server.stop(timeout)  # a threading.Event, set once stopped
+    loop = asyncio.get_running_loop()
+    port = settings.grpc_port
+    if stop_listening(port):
+        age = settings.max_connection_age or RECYCLE_CONNECTION_AGE
+        deadline = loop.time() + age * 1.2 + settings.shutdown_timeout  # age: ±10 %
+        while connections_on(port) and not stop.is_set() and loop.time() < deadline:
+            await asyncio.sleep(0.2)
+    grpc_stopped = grpc_server.stop(settings.shutdown_timeout)  # threading.Event
     connections = http_server.server_state.connections
     if ledger is not None:
         ledger.hold(connections)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + settings.shutdown_timeout
     while not stop.is_set() and loop.time() < deadline:
         if state.active == 0 and grpc_stopped.is_set():
             if ledger is None:
@@ -54,6 +70,54 @@ async def leave(state, http_server, grpc_server, ledger, timeout: float, stop) -
                 return True
         await asyncio.sleep(POLL_SECONDS)
     return False
+
+
+def _sockets():
+    """This process's TCP sockets (Linux), each a new handle closed after use."""
+    try:
+        numbers = os.listdir("/proc/self/fd")
+    except OSError:
+        return
+    for number in numbers:
+        try:
+            fd = os.dup(int(number))
+        except OSError:
+            continue  # closed since
+        try:
+            sock = socket.socket(fileno=fd)
+        except OSError:
+            os.close(fd)  # not a socket
+            continue
+        try:
+            if sock.type == socket.SOCK_STREAM and sock.family in TCP_FAMILIES:
+                yield sock
+        finally:
+            sock.close()
+
+
+def stop_listening(port: int) -> bool:
+    """Shut down this process's listening socket on `port`, which leaves the group of
+    sockets sharing it; False if there is none to be found (not Linux)."""
+    for sock in _sockets():
+        if sock.getsockname()[1] != port:
+            continue
+        if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+            logger.info("no new gRPC connections; waiting for the open ones to move")
+            sock.shutdown(socket.SHUT_RD)
+            return True
+    return False
+
+
+def connections_on(port: int) -> int:
+    """How many connections this process has open on its local `port`."""
+    open_ = 0
+    for sock in _sockets():
+        try:
+            if sock.getsockname()[1] == port and sock.getpeername():
+                open_ += 1
+        except OSError:
+            pass  # not connected
+    return open_
 
 
 def exit_now(tracing) -> None:

@@ -82,13 +82,22 @@ MIN_CLIENT_PING_SECONDS = 10
 
 def connection_age(settings: Settings) -> list:
     """gRPC's options for max_connection_age: after it, the client is told to move to
-    a new connection (GOAWAY), and calls in flight get shutdown_timeout to finish."""
-    if not settings.max_connection_age:
+    a new connection (GOAWAY), and calls in flight get shutdown_timeout to finish.
+    Replacing workers needs an age too (retirement.py): then nothing is cut by it."""
+    if settings.max_connection_age:
+        grace = settings.shutdown_timeout
+        age = settings.max_connection_age
+    elif settings.recycles_workers:
+        grace, age = FOREVER_MS / 1000, retirement.RECYCLE_CONNECTION_AGE
+    else:
         return []
     return [
-        ("grpc.max_connection_age_ms", int(settings.max_connection_age * 1000)),
-        ("grpc.max_connection_age_grace_ms", int(settings.shutdown_timeout * 1000)),
+        ("grpc.max_connection_age_ms", int(age * 1000)),
+        ("grpc.max_connection_age_grace_ms", int(grace * 1000)),
     ]
+
+
+FOREVER_MS = 2**31 - 1  # the largest value a gRPC channel option takes
 
 
 def shares_grpc_port(settings: Settings) -> bool:
@@ -296,9 +305,8 @@ async def serve(
             {stopping, recycling, http_task}, return_when=asyncio.FIRST_COMPLETED
         )
     if recycling.done() and not stopping.done():
-        if await retirement.leave(
-            state, http_server, grpc_server, ledger, timeout, stop
-        ):
+        left = retirement.leave(state, settings, http_server, grpc_server, ledger, stop)
+        if await left:
             retirement.exit_now(tracing)
         if not stop.is_set():
             timeout = 0  # it had its shutdown_timeout: cut off what still runs

@@ -9,8 +9,9 @@
   seconds, while the server is ready to read it (408);
 - at most `max_connections` open connections per worker; past it a new connection
   gets 503 at once and is closed, while the open ones keep being served;
-- a connection older than `max_connection_age` is closed once it is idle between two
-  requests (a request in progress is never cut).
+- a connection older than `max_connection_age` ends: the answer in progress says
+  `connection: close`, or an idle one closes after a sweep of idleness (a request in
+  progress is never cut).
 
 uvicorn's own keep-alive timer (`idle_timeout`) closes connections idle between
 requests. Every refusal is a v2 error body and closes the connection.
@@ -79,6 +80,9 @@ def bounded_protocol(settings) -> type:
         _window_since = 0.0  # the upload rate's current window: start, bytes then
         _window_bytes = 0
         _opened = 0.0
+        _requests = 0  # requests received on this connection
+        _idle_at = -1  # _requests when the last sweep found the connection idle
+        _last_answer = False  # past max_connection_age: the next answer closes it
 
         def connection_made(self, transport) -> None:  # type: ignore[override]
             if len(self.connections) >= max_connections:
@@ -128,6 +132,8 @@ def bounded_protocol(settings) -> type:
             self._head = self._body_bytes = self._window_bytes = 0
             self._window_since = self.loop.time()
             super().on_headers_complete()
+            if self._last_answer:
+                self.cycle.keep_alive = False
 
         def on_body(self, body: bytes) -> None:
             if self._refusal is None:
@@ -137,6 +143,7 @@ def bounded_protocol(settings) -> type:
             if self._refusal is None:
                 self._reading_head = True  # what comes next is the next request's
                 self._head_since = None
+                self._requests += 1
                 super().on_message_complete()
 
         def _refuse(self, status: int, message: str) -> None:
@@ -152,8 +159,7 @@ def bounded_protocol(settings) -> type:
             """The time bounds of this connection, by the sweep."""
             if self._refused or self.transport.is_closing():
                 return
-            if max_age and now - self._opened > max_age and self.between_requests():
-                self.transport.close()
+            if max_age and now - self._opened > max_age and self._move_on():
                 return
             if self._reading_head:
                 since = self._head_since
@@ -184,6 +190,22 @@ def bounded_protocol(settings) -> type:
                     408, f"the request body came slower than {min_rate} bytes/s"
                 )
                 self._send_refusal()
+
+        def _move_on(self) -> bool:
+            """Past max_connection_age: the next answer (or the one in progress) says
+            `connection: close` and closes the connection; one idle from one sweep to
+            the next closes at once, as a client about to send is seldom idle that
+            long (closing under it would fail its request). True once closed."""
+            self._last_answer = True
+            if not self.between_requests():
+                if self.cycle is not None and not self.cycle.response_complete:
+                    self.cycle.keep_alive = False
+                return False
+            if self._idle_at == self._requests:
+                self.transport.close()
+                return True
+            self._idle_at = self._requests
+            return False
 
         def between_requests(self) -> bool:
             """Between two requests: the last one answered, no byte of the next."""

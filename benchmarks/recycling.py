@@ -1,13 +1,15 @@
 """What replacing workers under load costs, and whether any request fails.
 
     python benchmarks/recycling.py [--rounds 3] [--seconds 15] [--max-worker-requests 5000]
+        [--connection-age 2]
 
 The identity project with 2 workers, pinned to CPU 0, loaded from CPU 1 by wrk (HTTP,
 64 keep-alive connections) and a grpc.aio client (1 channel, 16 calls in flight;
 h2load does not move to a new connection after a GOAWAY) at once for
 `--seconds`, in two variants started in turn within each round (the order alternates):
 `steady` (no limit) and `recycling` (max_worker_requests set, so that a worker is
-replaced every few seconds). Prints each run's answers per second, failures and
+replaced every few seconds). Both set max_connection_age (`--connection-age`): a
+replaced worker waits for its gRPC clients to move, which they do at that age. Prints each run's answers per second, failures and
 replacements, and the ratio of recycling to steady per round (the median, with the
 range). Not part of CI.
 """
@@ -30,9 +32,13 @@ HTTP_CONNECTIONS = 64
 GRPC_STREAMS = 16
 
 
-def run_once(project: Path, limit: int, seconds: int, tmp: str) -> dict:
+def run_once(project: Path, limit: int, age: float, seconds: int, tmp: str) -> dict:
     ports = {"http": free_port(), "grpc": free_port()}
-    env = {"TAICHU_WORKERS": "2", "TAICHU_MAX_WORKER_REQUESTS": str(limit)}
+    env = {
+        "TAICHU_WORKERS": "2",
+        "TAICHU_MAX_WORKER_REQUESTS": str(limit),
+        "TAICHU_MAX_CONNECTION_AGE": str(age),
+    }
     command = server_command(project, env).format(**ports)
     log = Path(tmp) / f"server-{ports['http']}.log"
     with open(log, "w") as out:
@@ -91,6 +97,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--max-worker-requests", type=int, default=5000)
+    parser.add_argument("--connection-age", type=float, default=2)
     args = parser.parse_args()
     variants = {"steady": 0, "recycling": args.max_worker_requests}
     ratios = []
@@ -106,7 +113,7 @@ def main() -> None:
             for name in order:
                 time.sleep(1)
                 results[name] = result = run_once(
-                    project, variants[name], args.seconds, tmp
+                    project, variants[name], args.connection_age, args.seconds, tmp
                 )
                 print(
                     f"| {round_ + 1} | {name} | {result['http/s']:.0f} | "

@@ -12,6 +12,7 @@ from typing import Dict, List, Optional, Tuple
 
 import httpx
 import pytest
+from tritonclient.grpc import service_pb2 as pb2
 
 REPO = Path(__file__).resolve().parents[1]
 SERVICES = Path(__file__).resolve().parent / "services"
@@ -50,6 +51,15 @@ def readme_example(heading: str) -> str:
     section = text[text.index(heading) :]
     start = section.index("```python\n") + len("```python\n")
     return section[start : section.index("```", start)]
+
+
+def model_infer(channel):
+    """The v2 ModelInfer call of a gRPC `channel` (sync or asyncio)."""
+    return channel.unary_unary(
+        "/inference.GRPCInferenceService/ModelInfer",
+        request_serializer=pb2.ModelInferRequest.SerializeToString,
+        response_deserializer=pb2.ModelInferResponse.FromString,
+    )
 
 
 class Server:

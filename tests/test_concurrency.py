@@ -8,6 +8,8 @@ import httpx
 import numpy as np
 from tritonclient.grpc import service_pb2 as pb2
 
+from conftest import model_infer
+
 MODEL = "ModelService"
 
 
@@ -51,11 +53,7 @@ def test_200_concurrent_http_requests_each_get_their_own_answer(server):
 def test_200_concurrent_grpc_requests_each_get_their_own_answer(server):
     async def main():
         async with grpc.aio.insecure_channel(server.grpc) as channel:
-            infer = channel.unary_unary(
-                "/inference.GRPCInferenceService/ModelInfer",
-                request_serializer=pb2.ModelInferRequest.SerializeToString,
-                response_deserializer=pb2.ModelInferResponse.FromString,
-            )
+            infer = model_infer(channel)
 
             async def one(index):
                 request = pb2.ModelInferRequest(model_name=MODEL, id=f"g-{index}")

@@ -7,7 +7,7 @@ import pytest
 import tritonclient.grpc as triton_grpc
 from tritonclient.grpc import service_pb2 as pb2
 
-from conftest import SERVICES, Server, render
+from conftest import SERVICES, Server, model_infer, render
 
 GOOD = {"inputs": [{"name": "x", "datatype": "INT32", "shape": [2], "data": [1, 2]}]}
 
@@ -227,14 +227,6 @@ def test_request_too_large(failing):
 
 
 # -- gRPC ----------------------------------------------------------------------------------
-
-
-def model_infer(channel):
-    return channel.unary_unary(
-        "/inference.GRPCInferenceService/ModelInfer",
-        request_serializer=pb2.ModelInferRequest.SerializeToString,
-        response_deserializer=pb2.ModelInferResponse.FromString,
-    )
 
 
 def grpc_request(

@@ -22,7 +22,7 @@ from opentelemetry.proto.collector.trace.v1 import (
 from prometheus_client.parser import text_string_to_metric_families
 from tritonclient.grpc import service_pb2 as pb2
 
-from conftest import Server
+from conftest import Server, model_infer
 
 MODEL = "GovernedService"
 BODY = {"inputs": [{"name": "x", "datatype": "INT32", "shape": [1], "data": [7]}]}
@@ -47,11 +47,7 @@ def grpc_infer(server, metadata=None, timeout=10, **parameters):
         else:
             request.parameters[key].int64_param = value
     with grpc.insecure_channel(server.grpc) as channel:
-        call = channel.unary_unary(
-            "/inference.GRPCInferenceService/ModelInfer",
-            request_serializer=pb2.ModelInferRequest.SerializeToString,
-            response_deserializer=pb2.ModelInferResponse.FromString,
-        )
+        call = model_infer(channel)
         return call.with_call(request, metadata=metadata, timeout=timeout)
 
 

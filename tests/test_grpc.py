@@ -11,6 +11,8 @@ import pytest
 import tritonclient.grpc as triton_grpc
 from tritonclient.grpc import service_pb2 as pb2
 
+from conftest import model_infer
+
 MODEL = "ModelService"
 OPTIONS = [
     ("grpc.max_send_message_length", -1),
@@ -29,14 +31,6 @@ def triton(server):
 def channel(server):
     with grpc.insecure_channel(server.grpc, options=OPTIONS) as channel:
         yield channel
-
-
-def model_infer(channel):
-    return channel.unary_unary(
-        "/inference.GRPCInferenceService/ModelInfer",
-        request_serializer=pb2.ModelInferRequest.SerializeToString,
-        response_deserializer=pb2.ModelInferResponse.FromString,
-    )
 
 
 ARRAYS = {

@@ -22,6 +22,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tritonclient.grpc import service_pb2 as pb2
 
+from conftest import model_infer
 from taichu_runtime.proto import taichu_infer_pb2 as legacy_pb2
 
 BODY = {"inputs": [{"name": "x", "datatype": "INT32", "shape": [1], "data": [7]}]}
@@ -253,11 +254,7 @@ def test_inputs_past_max_decoded_size_get_413_before_they_are_decoded(
     assert process_tree_rss(server.process.pid) - before < 200 * 2**20
     # The same over gRPC: typed BYTES contents, and a 2.x json_param.
     with grpc.insecure_channel(server.grpc) as channel:
-        infer = channel.unary_unary(
-            "/inference.GRPCInferenceService/ModelInfer",
-            request_serializer=pb2.ModelInferRequest.SerializeToString,
-            response_deserializer=pb2.ModelInferResponse.FromString,
-        )
+        infer = model_infer(channel)
         request = pb2.ModelInferRequest(model_name="SizeService")
         tensor = request.inputs.add(name="s", datatype="BYTES", shape=[2_000_000])
         tensor.contents.bytes_contents.extend([b"a"] * 2_000_000)
@@ -585,11 +582,7 @@ def test_work_for_clients_that_left_is_dropped(make_project, start_server):
     up while their request queued are not run either."""
     server = start_server(make_project("fixed_cost"), env={"COST_MS": "300"})
     channel = grpc.insecure_channel(server.grpc)
-    infer = channel.unary_unary(
-        "/inference.GRPCInferenceService/ModelInfer",
-        request_serializer=pb2.ModelInferRequest.SerializeToString,
-        response_deserializer=pb2.ModelInferResponse.FromString,
-    )
+    infer = model_infer(channel)
 
     def call():
         request = pb2.ModelInferRequest(model_name="FixedCostService")

@@ -19,7 +19,7 @@ import pytest
 import tritonclient.grpc as triton_grpc
 from tritonclient.grpc import service_pb2 as pb2
 
-from conftest import Server
+from conftest import Server, model_infer
 
 
 def test_two_workers_share_both_ports(make_project, start_server):
@@ -175,11 +175,7 @@ def test_a_hung_model_is_detected_and_its_worker_replaced(make_project, start_se
             request = pb2.ModelInferRequest(model_name="HangingService")
             request.parameters["go"].int64_param = 1
             queued_grpc = pool.submit(
-                channel.unary_unary(
-                    "/inference.GRPCInferenceService/ModelInfer",
-                    request_serializer=pb2.ModelInferRequest.SerializeToString,
-                    response_deserializer=pb2.ModelInferResponse.FromString,
-                ),
+                model_infer(channel),
                 request,
                 timeout=30,
             )
@@ -302,11 +298,7 @@ def test_a_worker_past_max_worker_requests_is_replaced_without_a_failure(
 
     def grpc_asks(until: float) -> None:
         with grpc.insecure_channel(server.grpc) as channel:
-            infer = channel.unary_unary(
-                "/inference.GRPCInferenceService/ModelInfer",
-                request_serializer=pb2.ModelInferRequest.SerializeToString,
-                response_deserializer=pb2.ModelInferResponse.FromString,
-            )
+            infer = model_infer(channel)
             request = pb2.ModelInferRequest(model_name="LeakingService")
             request.parameters["leak_mb"].int64_param = 0
             while time.monotonic() < until:

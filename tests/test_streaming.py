@@ -14,7 +14,7 @@ import pytest
 import tritonclient.grpc as triton_grpc
 from tritonclient.grpc import service_pb2 as pb2
 
-from conftest import SERVICES, Server, readme_example, render
+from conftest import SERVICES, Server, model_infer, readme_example, render
 
 MODEL = "StreamingService"
 
@@ -350,11 +350,7 @@ def test_streams_and_unary_calls_never_run_the_hooks_at_once(
             grpc.aio.insecure_channel(running.grpc) as channel,
             httpx.AsyncClient(base_url=running.http, timeout=30) as client,
         ):
-            infer = channel.unary_unary(
-                "/inference.GRPCInferenceService/ModelInfer",
-                request_serializer=pb2.ModelInferRequest.SerializeToString,
-                response_deserializer=pb2.ModelInferResponse.FromString,
-            )
+            infer = model_infer(channel)
 
             async def one_stream(index):
                 messages = [message(f"s{index}-{n}", n=5) for n in range(4)]

@@ -1,7 +1,7 @@
 """What replacing workers under load costs, and whether any request fails.
 
     python benchmarks/recycling.py [--rounds 3] [--seconds 15] [--max-worker-requests 5000]
-        [--connection-age 2]
+        [--connection-age 2] [--keep-logs DIR]
 
 The identity project with 2 workers, pinned to CPU 0, loaded from CPU 1 by wrk (HTTP,
 64 keep-alive connections) and a grpc.aio client (1 channel, 16 calls in flight;
@@ -15,6 +15,7 @@ range). Not part of CI.
 """
 
 import argparse
+import shutil
 import statistics
 import subprocess
 import sys
@@ -32,7 +33,9 @@ HTTP_CONNECTIONS = 64
 GRPC_STREAMS = 16
 
 
-def run_once(project: Path, limit: int, age: float, seconds: int, tmp: str) -> dict:
+def run_once(
+    project: Path, limit: int, age: float, seconds: int, tmp: str, keep_logs: str
+) -> dict:
     ports = {"http": free_port(), "grpc": free_port()}
     env = {
         "TAICHU_WORKERS": "2",
@@ -65,9 +68,12 @@ def run_once(project: Path, limit: int, age: float, seconds: int, tmp: str) -> d
     finally:
         server.terminate()
         server.wait(timeout=60)
+    if (http["errors"] or grpc["errors"]) and keep_logs:
+        shutil.copy(log, keep_logs)  # to see what the server did
     return {
         "http/s": http["rps"],
         "http errors": http["errors"],
+        "http error kinds": {k: v for k, v in http["detail"].items() if v},
         "grpc/s": grpc["rps"],
         "grpc errors": grpc["errors"],
         "replacements": log.read_text().count("starting its replacement"),
@@ -98,6 +104,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--max-worker-requests", type=int, default=5000)
     parser.add_argument("--connection-age", type=float, default=2)
+    parser.add_argument("--keep-logs", metavar="DIR", help="logs of runs with errors")
     args = parser.parse_args()
     variants = {"steady": 0, "recycling": args.max_worker_requests}
     ratios = []
@@ -113,11 +120,17 @@ def main() -> None:
             for name in order:
                 time.sleep(1)
                 results[name] = result = run_once(
-                    project, variants[name], args.connection_age, args.seconds, tmp
+                    project,
+                    variants[name],
+                    args.connection_age,
+                    args.seconds,
+                    tmp,
+                    args.keep_logs,
                 )
                 print(
                     f"| {round_ + 1} | {name} | {result['http/s']:.0f} | "
-                    f"{result['http errors']} | {result['grpc/s']:.0f} | "
+                    f"{result['http errors']} {result['http error kinds'] or ''} | "
+                    f"{result['grpc/s']:.0f} | "
                     f"{result['grpc errors']} | {result['replacements']} |",
                     flush=True,
                 )

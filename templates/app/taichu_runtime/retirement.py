@@ -65,11 +65,20 @@ async def leave(state, settings, http_server, grpc_server, ledger, stop) -> bool
         if state.active == 0 and grpc_stopped.is_set():
             if ledger is None:
                 return False
-            # Each one stops reading once between requests: this ends.
-            if all(c.between_requests() for c in connections):
+            # Each one stops reading once between requests, so this comes; an answer
+            # still in the transport's buffer would die with the process.
+            if all(handed_over_whole(c) for c in connections):
                 return True
         await asyncio.sleep(POLL_SECONDS)
     return False
+
+
+def handed_over_whole(connection) -> bool:
+    """Whether an HTTP connection can go to another worker now: between two requests,
+    its last answer sent."""
+    if not connection.between_requests():
+        return False
+    return connection.transport.get_write_buffer_size() == 0
 
 
 def _sockets():

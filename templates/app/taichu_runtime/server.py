@@ -188,6 +188,50 @@ def http_config(settings: Settings, app, guard: Guard, ledger=None) -> uvicorn.C
     )
 
 
+class Listening:
+    """Both servers taking connections: started once, and stopped together."""
+
+    def __init__(self, settings: Settings, grpc_server, http_server, http_socket):
+        self.settings = settings
+        self.grpc_server = grpc_server
+        self.http_server = http_server
+        self.http_socket = http_socket
+        self.http_task: Optional[asyncio.Task] = None  # uvicorn, once started
+
+    def start(self) -> None:
+        if self.http_task is not None:
+            return
+        self.grpc_server.start()
+        serving = self.http_server.serve(sockets=[self.http_socket])
+        self.http_task = asyncio.create_task(serving)
+        settings = self.settings
+        logger.info(
+            "listening: HTTP %s:%d, gRPC %s",
+            settings.host,
+            settings.http_port,
+            grpc_address(settings.host, settings.grpc_port),
+        )
+
+    def tasks(self) -> set:
+        """What ends if the HTTP server fails."""
+        return {self.http_task} if self.http_task is not None else set()
+
+    async def stop(self) -> None:
+        self.http_server.should_exit = True
+        if self.http_task is None:
+            return  # never started: gRPC's stop would wait for a start
+        stopped = self.grpc_server.stop(1.0)  # a threading.Event, set once stopped
+        await asyncio.gather(
+            asyncio.to_thread(stopped.wait), self.http_task, return_exceptions=True
+        )
+
+    def failure(self) -> Optional[BaseException]:
+        task = self.http_task
+        if task is None or not task.done() or task.cancelled():
+            return None
+        return task.exception()
+
+
 def http_protocol_factory(http_server: HttpServer):
     """What uvicorn makes for each connection it accepts, for connections this worker
     takes over from one that died (crash_replies.py)."""
@@ -246,7 +290,6 @@ async def serve(
     guard = Guard(settings, state, None, tracing)  # metrics come with the model's name
 
     grpc_server, grpc_calls = start_grpc(settings, state, guard, loop)
-    grpc_server.start()
 
     def in_flight() -> int:  # gRPC calls waiting for a thread included
         return guard.inflight + grpc_calls.waiting
@@ -262,25 +305,25 @@ async def serve(
     http_server = HttpServer(http_config(settings, app, guard, ledger))
     if ledger is not None:
         ledger.take_connections(loop, http_protocol_factory(http_server))
-    http_task = asyncio.create_task(http_server.serve(sockets=[http_socket]))
-    logger.info(
-        "listening: HTTP %s:%d, gRPC %s",
-        settings.host,
-        settings.http_port,
-        grpc_address(settings.host, settings.grpc_port),
-    )
+    listening = Listening(settings, grpc_server, http_server, http_socket)
+    # A replacement started beside a ready worker listens once loaded (until then the
+    # others take every new connection); any other worker at once, so that health
+    # answers while it loads.
+    if link is None or link.why != "recycled":
+        listening.start()
 
     exit_code = 0
     loading = asyncio.ensure_future(_load(settings, instruments))
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait(
-        {loading, stopping, http_task}, return_when=asyncio.FIRST_COMPLETED
+        {loading, stopping, *listening.tasks()}, return_when=asyncio.FIRST_COMPLETED
     )
     if loading.done() and not stopping.done():
         try:
             host = loading.result()
             grpc_calls.start(host, call_threads(settings, host))
             state.set_loaded(host)
+            listening.start()
             settle_heap()
             watchdog.watch(
                 settings.hook_timeout,
@@ -302,7 +345,8 @@ async def serve(
     timeout = settings.shutdown_timeout
     if exit_code == 0:
         await asyncio.wait(
-            {stopping, recycling, http_task}, return_when=asyncio.FIRST_COMPLETED
+            {stopping, recycling, *listening.tasks()},
+            return_when=asyncio.FIRST_COMPLETED,
         )
     if recycling.done() and not stopping.done():
         left = retirement.leave(state, settings, http_server, grpc_server, ledger, stop)
@@ -314,18 +358,14 @@ async def serve(
     await drain(state, timeout)
     if state.active:
         cut_off(state, http_server, NotReady(STOPPED))
-    http_server.should_exit = True
-    grpc_stopped = grpc_server.stop(1.0)  # a threading.Event, set once it has stopped
-    await asyncio.gather(
-        asyncio.to_thread(grpc_stopped.wait), http_task, return_exceptions=True
-    )
+    await listening.stop()
 
     loading.cancel()
     stopping.cancel()
     recycling.cancel()
     tracing.shutdown()
-    if http_task.done() and not http_task.cancelled() and http_task.exception():
-        logger.error("the HTTP server failed: %s", http_task.exception())
+    if listening.failure():
+        logger.error("the HTTP server failed: %s", listening.failure())
         exit_code = exit_code or 1
     logger.info("stopped")
     return exit_code

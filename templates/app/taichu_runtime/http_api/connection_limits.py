@@ -201,7 +201,8 @@ def bounded_protocol(settings) -> type:
                 if self.cycle is not None and not self.cycle.response_complete:
                     self.cycle.keep_alive = False
                 return False
-            if self._idle_at == self._requests:
+            # A connection kept for another worker (not reading) is left alone.
+            if self._idle_at == self._requests and self.transport.is_reading():
                 self.transport.close()
                 return True
             self._idle_at = self._requests

@@ -10,7 +10,9 @@ readiness for the whole server. A worker that dies after it was ready (a crash, 
 a segfault in model code) is replaced, and the server reports not ready until the new
 one is; a worker that dies while loading stops the server with exit code 1. The HTTP
 requests that were inside a worker when it died are answered with 503 from here, and
-its idle keep-alive connections go on in another worker (crash_replies.py).
+its idle keep-alive connections go on in another worker (crash_replies.py). A worker
+past max_worker_requests or max_worker_memory is replaced by a new one started beside
+it, which is ready before the old one leaves (retirement.py).
 
 This module stays light (no grpc, no numpy): workers are forked from it on Linux and
 import the server themselves, so a crash never takes the supervisor down with it.
@@ -121,9 +123,8 @@ class Supervisor:
         self.context = multiprocessing.get_context(method)
         self.ready_pids = self.context.Array("l", settings.workers, lock=False)
         self.workers: List[Optional[Worker]] = [None] * settings.workers
-        self.incoming: Optional[Worker] = (
-            None  # a replacement loading beside its worker
-        )
+        # A replacement loading beside the worker it replaces (max_worker_*).
+        self.incoming: Optional[Worker] = None
         self.retiring: List[Worker] = []  # replaced, finishing their requests
         self.recycle_after = 0.0  # monotonic time: no replacement started before it
         self.memory_checked = 0.0

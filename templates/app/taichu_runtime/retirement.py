@@ -54,8 +54,11 @@ async def leave(state, settings, http_server, grpc_server, ledger, stop) -> bool
     if stop_listening(port):
         age = settings.max_connection_age or RECYCLE_CONNECTION_AGE
         deadline = loop.time() + age * 1.2 + settings.shutdown_timeout  # age: ±10 %
-        while connections_on(port) and not stop.is_set() and loop.time() < deadline:
-            await asyncio.sleep(0.2)
+        while not stop.is_set() and loop.time() < deadline:
+            # A look at every file of the process: off the event loop.
+            if not await asyncio.to_thread(connections_on, port):
+                break
+            await asyncio.sleep(0.5)
     grpc_stopped = grpc_server.stop(settings.shutdown_timeout)  # threading.Event
     connections = http_server.server_state.connections
     if ledger is not None:
@@ -67,13 +70,13 @@ async def leave(state, settings, http_server, grpc_server, ledger, stop) -> bool
                 return False
             # Each one stops reading once between requests, so this comes; an answer
             # still in the transport's buffer would die with the process.
-            if all(handed_over_whole(c) for c in connections):
+            if all(ready_to_hand_over(c) for c in connections):
                 return True
         await asyncio.sleep(POLL_SECONDS)
     return False
 
 
-def handed_over_whole(connection) -> bool:
+def ready_to_hand_over(connection) -> bool:
     """Whether an HTTP connection can go to another worker now: between two requests,
     its last answer sent."""
     if not connection.between_requests():

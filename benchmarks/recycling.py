@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from common import BENCH, free_port, render_project, server_command, wait_ready
@@ -57,14 +58,15 @@ def run_once(
         body = payload.grpc_msg(pb2, raw=False).SerializeToString()
         target = f"127.0.0.1:{ports['grpc']}"
         path = "/inference.GRPCInferenceService/ModelInfer"
-        grpc_load = _in_thread(
-            bench.run_py_grpc, target, path, body, GRPC_STREAMS, seconds, 0, "1", 1
-        )
         url = f"http://127.0.0.1:{ports['http']}/v2/models/ModelService/infer"
-        http = bench.run_wrk(
-            url, payload.http_body(), HTTP_CONNECTIONS, seconds, 0, "1", tmp, 10
-        )
-        grpc = grpc_load()
+        with ThreadPoolExecutor(1) as pool:  # both loads at once
+            grpc_load = pool.submit(
+                bench.run_py_grpc, target, path, body, GRPC_STREAMS, seconds, 0, "1", 1
+            )
+            http = bench.run_wrk(
+                url, payload.http_body(), HTTP_CONNECTIONS, seconds, 0, "1", tmp, 10
+            )
+            grpc = grpc_load.result()
     finally:
         server.terminate()
         server.wait(timeout=60)
@@ -78,22 +80,6 @@ def run_once(
         "grpc errors": grpc["errors"],
         "replacements": log.read_text().count("starting its replacement"),
     }
-
-
-def _in_thread(function, *args):
-    """Start `function(*args)` on a thread; the returned callable waits for its result."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    pool = ThreadPoolExecutor(1)
-    future = pool.submit(function, *args)
-
-    def result():
-        try:
-            return future.result()
-        finally:
-            pool.shutdown()
-
-    return result
 
 
 def main() -> None:

@@ -47,7 +47,8 @@ def checked_id(value: Any) -> str:
     return text
 
 
-def _never(client: Any) -> bool:
+def never_gone(client: Any) -> bool:
+    """client_gone when the adapter cannot tell."""
     return False
 
 
@@ -89,7 +90,7 @@ class InferRequest:
     # context) and its test of whether that client went away (hung up, cancelled,
     # past its deadline): a plain function, so that no closure is made per request.
     client: Any = None
-    client_gone: Callable[[Any], bool] = _never
+    client_gone: Callable[[Any], bool] = never_gone
     # The caller stopped waiting (request_timeout or the deadline passed, cancelled).
     given_up: bool = False
     # time.monotonic() by which the answer is due (request_timeout, gRPC deadline).

@@ -85,15 +85,15 @@ def connection_age(settings: Settings) -> list:
     a new connection (GOAWAY), and calls in flight get shutdown_timeout to finish.
     Replacing workers needs an age too (retirement.py): then nothing is cut by it."""
     if settings.max_connection_age:
-        grace = settings.shutdown_timeout
-        age = settings.max_connection_age
+        age_ms = int(settings.max_connection_age * 1000)
+        grace_ms = int(settings.shutdown_timeout * 1000)
     elif settings.recycles_workers:
-        grace, age = FOREVER_MS / 1000, retirement.RECYCLE_CONNECTION_AGE
+        age_ms, grace_ms = int(retirement.RECYCLE_CONNECTION_AGE * 1000), FOREVER_MS
     else:
         return []
     return [
-        ("grpc.max_connection_age_ms", int(age * 1000)),
-        ("grpc.max_connection_age_grace_ms", int(grace * 1000)),
+        ("grpc.max_connection_age_ms", age_ms),
+        ("grpc.max_connection_age_grace_ms", grace_ms),
     ]
 
 

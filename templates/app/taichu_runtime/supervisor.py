@@ -200,10 +200,10 @@ class Supervisor:
             return
         ready = [
             worker
-            for index, worker in enumerate(self.workers)
+            for worker in self.workers
             if worker is not None
             and worker.link.ledger is not None
-            and self.ready_pids[index] == worker.pid
+            and self.is_ready(worker)
             and worker.process.is_alive()
         ]
         self.handed += 1
@@ -219,6 +219,15 @@ class Supervisor:
                 gone.name,
                 heir.name,
             )
+
+    def is_ready(self, worker: Worker) -> bool:
+        """Whether `worker` is the ready one of its place (it wrote its pid there)."""
+        return self.ready_pids[worker.link.index] == worker.pid
+
+    def incoming_for(self, index: int) -> Optional[Worker]:
+        """The replacement loading for place `index`, if there is one."""
+        incoming = self.incoming
+        return incoming if incoming and incoming.link.index == index else None
 
     def wait(self, timeout: float) -> None:
         """Sleep up to `timeout`, less if a worker exits."""
@@ -254,9 +263,7 @@ class Supervisor:
                 self.release(worker)
                 if self.stopping:
                     continue
-                incoming = self.incoming
-                replacing = incoming is not None and incoming.link.index == index
-                if not replacing and self.ready_pids[index] != worker.pid:
+                if not self.incoming_for(index) and not self.is_ready(worker):
                     logger.error(
                         "%s failed to start (exit code %s); stopping",
                         worker.name,
@@ -291,10 +298,10 @@ class Supervisor:
         )
         logger.error("%s %s; starting a new one", dead.name, how)
         self._forget(dead)
-        incoming = self.incoming
-        if incoming is not None and incoming.link.index == index:
+        incoming = self.incoming_for(index)
+        if incoming is not None:
             self.workers[index], self.incoming = incoming, None
-            if self.ready_pids[index] != incoming.pid:
+            if not self.is_ready(incoming):
                 self.ready_pids[index] = 0  # not ready until it is
         else:
             self.spawn(index, "hung" if hung else "crashed")
@@ -313,8 +320,8 @@ class Supervisor:
         )
         if check_memory:
             self.memory_checked = now
-        for index, worker in enumerate(self.workers):
-            if worker is None or self.ready_pids[index] != worker.pid:
+        for worker in self.workers:
+            if worker is None or not self.is_ready(worker):
                 return  # a place is loading: no replacement now
         for index, worker in enumerate(self.workers):
             assert worker is not None
@@ -359,7 +366,7 @@ class Supervisor:
                 RECYCLE_RETRY,
             )
             return
-        if self.ready_pids[index] != incoming.pid:
+        if not self.is_ready(incoming):
             return  # still loading
         replaced = self.workers[index]
         self.workers[index], self.incoming = incoming, None

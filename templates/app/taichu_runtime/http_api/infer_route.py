@@ -16,6 +16,7 @@ from starlette.datastructures import Headers
 
 from ..errors import ServingError
 from ..governance.guard import CLIENT_CLOSED, Guard
+from ..protocol import never_gone
 from ..state import ServerState
 from ..surface import INFER_ROUTE, path_regex
 from .body import LARGE_BODY, Bodies
@@ -59,16 +60,12 @@ def client_of(receive) -> Tuple[Any, Callable[[Any], bool]]:
     cycle, whose method `receive` is, knows whether the client hung up."""
     cycle = getattr(receive, "__self__", None)
     if not hasattr(cycle, "disconnected"):
-        return None, _unknown  # another ASGI server: not known here
+        return None, never_gone  # another ASGI server: not known here
     return cycle, _disconnected
 
 
 def _disconnected(cycle) -> bool:
     return cycle.disconnected
-
-
-def _unknown(client: Any) -> bool:
-    return False
 
 
 def raw_headers(content_type: bytes, headers: Dict[str, str]) -> list:

@@ -2,10 +2,19 @@
 
 This package is the generator (the `taichu_serve` command). The apps it generates
 never import it: they carry their own runtime in taichu_runtime/.
+
+`from taichu_serve import Service` (or the 2.x name `ModelServer`) gives the base class
+of customize_service.py, so that tests, IDEs and type checkers resolve it where
+taichu-serve is installed. service.py is the runtime's own file (a link to it in the
+source tree, a copy in the wheel); inside the server the app's copy stands in for it.
 """
 
 import re
 from pathlib import Path
+
+from .service import ModelServer, Service
+
+__all__ = ["ModelServer", "Service", "__version__"]
 
 
 def _template_version() -> str:

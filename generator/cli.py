@@ -125,6 +125,14 @@ def run(
         Optional[str],
         typer.Option("--config", help="Path of config.ini (default: the project's)."),
     ] = None,
+    reload: Annotated[
+        bool,
+        typer.Option(
+            "--reload",
+            help="Development: replace the workers when customize_service.py, a "
+            "Python file of the project, config.ini or requirements.txt changes.",
+        ),
+    ] = False,
     **runtime_flags: Optional[str],
 ) -> None:
     """Serve the project locally (HTTP and gRPC) until Ctrl-C.
@@ -142,6 +150,18 @@ def run(
         ports = (settings.http_port, settings.grpc_port)
         run_container(image, *ports, network, typer.echo)
         return
+    argv: List[str] = []
+    if config is not None:
+        argv += ["--config", str(Path(config).resolve())]
+    if reload:
+        argv += ["--reload", "true"]
+    argv += flag_arguments(given)
+    exec_runtime(directory, "taichu_runtime", argv)
+
+
+def exec_runtime(directory: Path, module: str, argv: List[str]) -> None:
+    """Become `python -m <module> <argv>` in the project `directory` (exec: signals,
+    Ctrl-C included, reach it), after checking it is a project of this version."""
     if not is_project(directory):
         hint = (
             "it looks like a taichu-serve 2.x project: create a new one with "
@@ -157,15 +177,10 @@ def run(
             f"{__version__}; run `taichu_serve regenerate` to update it",
             err=True,
         )
-    argv: List[str] = [sys.executable, "-m", "taichu_runtime"]
-    if config is not None:
-        argv += ["--config", str(Path(config).resolve())]
-    argv += flag_arguments(given)
     os.chdir(directory)
     sys.stdout.flush()
     sys.stderr.flush()
-    # exec: the server becomes this process, so signals (Ctrl-C, SIGTERM) reach it.
-    os.execv(sys.executable, argv)
+    os.execv(sys.executable, [sys.executable, "-m", module, *argv])
 
 
 def _with_runtime_flags(command: Callable) -> Callable:
@@ -176,6 +191,8 @@ def _with_runtime_flags(command: Callable) -> Callable:
     fixed = [p for p in signature.parameters.values() if p.kind != p.VAR_KEYWORD]
     added = []
     for option in runtime_settings().OPTIONS:
+        if option.attr in signature.parameters:
+            continue  # the command declares it itself (run's bare --reload)
         metavar = option.type.__name__.upper()
         hint = Annotated[
             Optional[str],
@@ -195,6 +212,56 @@ def _with_runtime_flags(command: Callable) -> Callable:
 
 
 app.command()(_with_runtime_flags(run))
+
+
+@app.command()
+def predict(
+    directory: Annotated[Path, typer.Argument(help="The project directory.")] = Path(
+        "."
+    ),
+    request: Annotated[
+        Optional[Path],
+        typer.Option("--request", help="A v2 request body (JSON file; '-': stdin)."),
+    ] = None,
+    inputs: Annotated[
+        Optional[List[str]],
+        typer.Option(
+            "--input",
+            "-i",
+            help="NAME=VALUE; VALUE is JSON, @file.npy, @file.json or @file (its "
+            "bytes, one BYTES element); repeatable.",
+        ),
+    ] = None,
+    output_dir: Annotated[
+        Optional[Path],
+        typer.Option("--output-dir", help="Write each output as DIR/NAME.npy."),
+    ] = None,
+    config: Annotated[
+        Optional[Path],
+        typer.Option("--config", help="Path of config.ini (default: the project's)."),
+    ] = None,
+    log_level: Annotated[
+        str,
+        typer.Option("--log-level", help="debug, info, warning or error (stderr)."),
+    ] = "warning",
+) -> None:
+    """Run one request through the service in this process (no server) and print the
+    v2 response, one line per streamed item."""
+    if (request is None) == (not inputs):
+        raise UserError("give either --request FILE.json or one or more --input")
+    argv = ["--log-level", log_level]
+    if request is not None:
+        argv += ["--request", "-" if str(request) == "-" else str(request.resolve())]
+    for given in inputs or []:
+        name, equals, value = given.partition("=")
+        if equals and value.startswith("@"):  # a path from here, not the project
+            given = f"{name}=@{Path(value[1:]).resolve()}"
+        argv += ["--input", given]
+    if output_dir is not None:
+        argv += ["--output-dir", str(output_dir.resolve())]
+    if config is not None:
+        argv += ["--config", str(config.resolve())]
+    exec_runtime(directory.resolve(), "taichu_runtime.predict", argv)
 
 
 @app.command()

@@ -27,7 +27,7 @@ def main(argv=None) -> int:
 
     try:
         http_socket = bind_http_socket(settings.host, settings.http_port)
-        return run_workers(settings, http_socket)
+        return run_workers(settings, http_socket, argv)
     except StartupError as error:
         logger.error("%s", error)
         return 1

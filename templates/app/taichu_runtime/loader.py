@@ -6,6 +6,7 @@ import inspect
 import logging
 import sys
 import time
+import traceback
 from pathlib import Path
 
 from . import service as service_module
@@ -33,10 +34,11 @@ LEGACY_SERVICE_FILE = "model_service.py"  # what taichu-serve 2.x packages call 
 (DEFAULT_SERVICE_FILE,) = [o.default for o in OPTIONS if o.key == "service_file"]
 
 
-def service_file(settings: Settings) -> Path:
-    """The file that defines the Service: service_file, or a 2.x package's
-    model_service.py when service_file is left at its default and is missing."""
-    path = Path(settings.service_file)
+def service_file(settings: Settings, base: Path = Path()) -> Path:
+    """The file that defines the Service: service_file (relative to `base`), or a 2.x
+    package's model_service.py when service_file is left at its default and is
+    missing."""
+    path = base / settings.service_file
     if not path.is_file() and settings.service_file == DEFAULT_SERVICE_FILE:
         legacy = path.with_name(LEGACY_SERVICE_FILE)
         if legacy.is_file():
@@ -62,15 +64,26 @@ def import_service_file(path: Path):
     return module
 
 
+def is_service(cls: type) -> bool:
+    """A subclass of Service: this app's, or the same class as taichu-serve installs it
+    (`taichu_serve.service`, which a test or an IDE may have imported first)."""
+    return any(
+        base is service_module.Service
+        or (
+            base.__qualname__ == "Service" and base.__module__ == "taichu_serve.service"
+        )
+        for base in cls.__mro__[1:]
+    )
+
+
 def find_service_class(module) -> type:
     """The one Service subclass defined in the module (subclasses of it count, not it)."""
-    base = service_module.Service
     defined = [
         cls
         for _, cls in inspect.getmembers(module, inspect.isclass)
         if cls.__module__ == module.__name__
     ]
-    candidates = [c for c in defined if issubclass(c, base)]
+    candidates = [c for c in defined if is_service(c)]
     # A class that another candidate extends is an intermediate base, not the model.
     leaves = [
         c
@@ -92,18 +105,19 @@ def find_service_class(module) -> type:
     )
 
 
-def load_model(settings: Settings, on_class=None) -> ModelHost:
+def load_model(settings: Settings, on_class=None, base: Path = Path()) -> ModelHost:
     """Import, instantiate and warm up the service. Errors propagate to the caller.
 
     `on_class(name)` is called with the model's name once the class is known, before
     the (maybe long) __init__; it returns (metrics, tracing) for the model to use.
+    Relative paths of the settings are taken from `base` (the project directory).
     """
     started = time.perf_counter()
-    module = import_service_file(service_file(settings))
+    module = import_service_file(service_file(settings, base))
     cls = find_service_class(module)
     name = settings.model_name or cls.__name__
     metrics, tracing = on_class(name) if on_class else (None, NoTracing())
-    model_path = Path(settings.model_path).resolve()
+    model_path = (base / settings.model_path).resolve()
     if not model_path.exists():
         logger.warning("model_path %s does not exist", model_path)
     logger.info("loading %s from %s (model_path %s)", name, module.__file__, model_path)
@@ -130,3 +144,21 @@ def load_model(settings: Settings, on_class=None) -> ModelHost:
         time.perf_counter() - started,
     )
     return host
+
+
+def in_brief(error: BaseException) -> str:
+    """One line: the error, and the line of the project's code that raised it."""
+    if isinstance(error, SyntaxError):
+        where = f"{Path(error.filename or '?').name}, line {error.lineno}"
+        return f"SyntaxError: {error.msg} ({where})"
+    text = f"{type(error).__name__}: {error}"
+    project = Path.cwd()
+    ours = [
+        frame
+        for frame in traceback.extract_tb(error.__traceback__)
+        if project in Path(frame.filename).parents
+        and "taichu_runtime" not in Path(frame.filename).parts
+    ]
+    if ours:
+        text += f" ({Path(ours[-1].filename).name}, line {ours[-1].lineno})"
+    return text

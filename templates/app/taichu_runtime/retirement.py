@@ -39,6 +39,8 @@ POLL_SECONDS = 0.01  # how often the worker looks for a quiet moment to leave
 # max_connection_age when none is set and workers are replaced: how long a replaced
 # worker may wait for its gRPC clients to move. Calls are never cut by it.
 RECYCLE_CONNECTION_AGE = 30.0
+# The same while developing (reload): a gRPC client reaches the new code in seconds.
+RELOAD_CONNECTION_AGE = 5.0
 TCP_FAMILIES = (socket.AF_INET, socket.AF_INET6)
 
 
@@ -52,7 +54,7 @@ async def leave(state, settings, http_server, grpc_server, ledger, stop) -> bool
     loop = asyncio.get_running_loop()
     port = settings.grpc_port
     if stop_listening(port):
-        age = settings.max_connection_age or RECYCLE_CONNECTION_AGE
+        age = replacement_age(settings)
         deadline = loop.time() + age * 1.2 + settings.shutdown_timeout  # age: ±10 %
         while not stop.is_set() and loop.time() < deadline:
             # A look at every file of the process: off the event loop.
@@ -74,6 +76,13 @@ async def leave(state, settings, http_server, grpc_server, ledger, stop) -> bool
                 return True
         await asyncio.sleep(POLL_SECONDS)
     return False
+
+
+def replacement_age(settings) -> float:
+    """The gRPC connection age of a server whose workers are replaced."""
+    if settings.max_connection_age:
+        return settings.max_connection_age
+    return RELOAD_CONNECTION_AGE if settings.reload else RECYCLE_CONNECTION_AGE
 
 
 def ready_to_hand_over(connection) -> bool:

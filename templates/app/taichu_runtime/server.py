@@ -36,7 +36,7 @@ from .grpc_api.servicer import Pools, add_services
 from .http_api.app import create_app
 from .http_api.body import Bodies
 from .http_api.connection_limits import bounded_protocol, connections_per_port
-from .loader import LoadError, load_model
+from .loader import LoadError, in_brief, load_model
 from .settings import USER_MISTAKE, Settings
 from .sockets import StartupError, grpc_address
 from .state import ServerState
@@ -88,7 +88,8 @@ def connection_age(settings: Settings) -> list:
         age_ms = int(settings.max_connection_age * 1000)
         grace_ms = int(settings.shutdown_timeout * 1000)
     elif settings.recycles_workers:
-        age_ms, grace_ms = int(retirement.RECYCLE_CONNECTION_AGE * 1000), FOREVER_MS
+        age_ms = int(retirement.replacement_age(settings) * 1000)
+        grace_ms = FOREVER_MS
     else:
         return []
     return [
@@ -309,7 +310,7 @@ async def serve(
     # A replacement started beside a ready worker listens once loaded (until then the
     # others take every new connection); any other worker at once, so that health
     # answers while it loads.
-    if link is None or link.why != "recycled":
+    if link is None or not link.beside:
         listening.start()
 
     exit_code = 0
@@ -337,8 +338,13 @@ async def serve(
             logger.error("the model cannot be loaded: %s", error)
             exit_code = USER_MISTAKE
             stop.set()
-        except Exception:  # the service's own code raised: its traceback helps
-            logger.exception("the model failed to load; stopping")
+        except Exception as error:  # the service's own code raised
+            if link is not None and link.why == "reloaded":
+                logger.error(
+                    "the changed service cannot be loaded: %s", in_brief(error)
+                )
+            else:  # its traceback helps
+                logger.exception("the model failed to load; stopping")
             exit_code = 1
             stop.set()
     recycling = asyncio.create_task(recycle.wait())

@@ -2,7 +2,9 @@
 """The base class of a model service. customize_service.py subclasses it.
 
 `from taichu_serve import Service` (and the 2.x name `ModelServer`) resolves to this
-module when the server runs, whether or not taichu-serve is installed.
+module when the server runs, in the project's tests (tests/conftest.py) and in
+`python -m taichu_runtime.predict`, whether or not taichu-serve is installed; where it
+is installed, the package carries this same file.
 """
 
 from typing import Any, Dict, List
@@ -22,7 +24,8 @@ class Service:
 
     context is a dict per request: request_id, model_name, model_version, parameters,
     headers (HTTP headers or gRPC metadata, keys in lower case) and protocol ("http",
-    "grpc", or "warmup" while warm-up requests are replayed).
+    "grpc", "warmup" while warm-up requests are replayed, or "local" in-process:
+    `taichu_serve predict` and taichu_runtime.in_process).
     """
 
     #: One instance serves one request at a time unless this is True. Set it when

@@ -85,6 +85,12 @@ OPTIONS = (
     ),
     Option(
         "server",
+        "reload",
+        False,
+        "development: replace the workers when a file of the project changes",
+    ),
+    Option(
+        "server",
         "log_level",
         "info",
         "debug, info, warning or error",
@@ -179,6 +185,7 @@ class Settings:
     shutdown_timeout: float
     max_worker_requests: int
     max_worker_memory: int
+    reload: bool
     log_level: str
     model_name: str
     model_version: str
@@ -214,7 +221,8 @@ class Settings:
 
     @property
     def recycles_workers(self) -> bool:
-        return bool(self.max_worker_requests or self.max_worker_memory)
+        """Whether a worker may be replaced by one started beside it."""
+        return bool(self.max_worker_requests or self.max_worker_memory or self.reload)
 
 
 assert [f.name for f in fields(Settings)] == [o.attr for o in OPTIONS]

@@ -12,12 +12,14 @@ one is; a worker that dies while loading stops the server with exit code 1. The 
 requests that were inside a worker when it died are answered with 503 from here, and
 its idle keep-alive connections go on in another worker (crash_replies.py). A worker
 past max_worker_requests or max_worker_memory is replaced by a new one started beside
-it, which is ready before the old one leaves (retirement.py).
+it, which is ready before the old one leaves (retirement.py); with reload, so is every
+worker after a change to the project's files (reload.py).
 
 This module stays light (no grpc, no numpy): workers are forked from it on Linux and
 import the server themselves, so a crash never takes the supervisor down with it.
 """
 
+import dataclasses
 import logging
 import multiprocessing
 import os
@@ -30,10 +32,12 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, List, Optional
 
 from .crash_replies import ConnectionLedger, HeldConnections
-from .settings import HUNG, USER_MISTAKE, Settings
+from .reload import ProjectWatcher
+from .settings import HUNG, USER_MISTAKE, Settings, SettingsError, load_settings
 from .sockets import check_port_free
 from .worker_link import RECYCLE, WorkerLink
 
@@ -103,6 +107,7 @@ def _exit_with(supervisor: int) -> None:
 class Worker:
     process: multiprocessing.process.BaseProcess
     link: WorkerLink
+    generation: int  # reload: the version of the project it loaded
     released: bool = False  # what it left has been answered or handed over
 
     @property
@@ -114,9 +119,17 @@ class Worker:
         return f"{self.process.name} (pid {self.pid})"
 
 
+# What a reload cannot change: the sockets, the worker count and the metrics' layout
+# are set up once.
+RESTART_KEYS = ("host", "http_port", "grpc_port", "workers", "tls_cert", "tls_key")
+
+
 class Supervisor:
-    def __init__(self, settings: Settings, http_socket: socket.socket) -> None:
+    def __init__(
+        self, settings: Settings, http_socket: socket.socket, argv=None
+    ) -> None:
         self.settings = settings
+        self.argv = argv  # the command line, to read the settings again on reload
         self.http_socket = http_socket
         # fork: no interpreter start-up per worker; the parent holds no threads or grpc.
         method = "fork" if sys.platform.startswith("linux") else "spawn"
@@ -136,6 +149,11 @@ class Supervisor:
             self.held = HeldConnections()
             _raise_open_files_limit()  # we hold a duplicate of every HTTP connection
         self.handed = 0  # hand-overs so far: they take turns among ready workers
+        # reload: each change makes a new generation; the workers of an older one
+        # are replaced, unless the new one failed to load.
+        self.watcher: Optional[ProjectWatcher] = None
+        self.generation = 0
+        self.failed_generation = -1
 
     def spawn(self, index: int, why: str, beside: bool = False) -> None:
         """Start a worker for place `index`, `why` ("start-up", "crashed", "hung",
@@ -147,6 +165,7 @@ class Supervisor:
         if self.settings.max_worker_requests:
             served = self.context.Value("Q", 0, lock=False)
         link = WorkerLink(index, self.ready_pids, ledger, served, why)
+        generation = self.generation
         process = self.context.Process(  # type: ignore[attr-defined]
             target=_worker_main,
             args=(self.settings, self.http_socket, link),
@@ -158,9 +177,9 @@ class Supervisor:
         try:
             process.start()
             if beside:
-                self.incoming = Worker(process, link)
+                self.incoming = Worker(process, link, generation)
             else:
-                self.workers[index] = Worker(process, link)
+                self.workers[index] = Worker(process, link, generation)
         finally:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
         if ledger is not None and self.held is not None:
@@ -251,6 +270,8 @@ class Supervisor:
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
+        if self.settings.reload:
+            self.watcher = ProjectWatcher(Path(self.settings.service_file).parent)
         for index in range(len(self.workers)):
             if not self.stopping:
                 self.spawn(index, "start-up")
@@ -278,6 +299,7 @@ class Supervisor:
                 self.tend_retiring()
                 self.tend_incoming()
                 self.recycle_if_due()
+                self.reload_if_due()
             self.wait(0.1)
         for worker in self.everyone():
             self.release(worker)
@@ -357,6 +379,13 @@ class Supervisor:
             self.incoming = None
             self.release(incoming)
             self._forget(incoming)
+            if incoming.link.why == "reloaded":
+                logger.error(
+                    "reload: the changed project cannot be loaded (the reason is "
+                    "above); the last good version keeps serving until the next change"
+                )
+                self.failed_generation = incoming.generation
+                return
             self.recycle_after = time.monotonic() + RECYCLE_RETRY
             logger.error(
                 "the replacement for worker-%d failed to start (exit code %s); the "
@@ -395,6 +424,41 @@ class Supervisor:
                 )
             else:
                 logger.info("%s has left", worker.name)
+
+    def reload_if_due(self) -> None:
+        """reload: after a change, replace each worker of an older generation by one
+        started beside it, one at a time, while every place has a ready worker."""
+        if self.watcher is None:
+            return
+        changed = self.watcher.take()
+        if changed:
+            logger.info("reload: %s changed", ", ".join(changed))
+            if "config.ini" in changed:
+                self.read_settings_again()
+            self.generation += 1
+        if self.incoming or self.failed_generation == self.generation:
+            return
+        for worker in self.workers:
+            if worker is None or not self.is_ready(worker):
+                return
+        for index, worker in enumerate(self.workers):
+            if worker is not None and worker.generation < self.generation:
+                self.spawn(index, "reloaded", beside=True)
+                return
+
+    def read_settings_again(self) -> None:
+        """The settings as they are now, for the workers started from now on; those
+        that need a restart keep their values."""
+        try:
+            settings = load_settings(self.argv)
+        except SettingsError as error:
+            logger.error("reload: %s; the settings in use stay", error)
+            return
+        kept = {key: getattr(self.settings, key) for key in RESTART_KEYS}
+        for key, value in kept.items():
+            if getattr(settings, key) != value:
+                logger.warning("reload: a new %s takes a restart; still %s", key, value)
+        self.settings = dataclasses.replace(settings, **kept)
 
     def _forget(self, worker: Worker) -> None:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -453,7 +517,7 @@ def _raise_open_files_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def run_workers(settings: Settings, http_socket: socket.socket) -> int:
+def run_workers(settings: Settings, http_socket: socket.socket, argv=None) -> int:
     check_port_free(settings.host, settings.grpc_port)
     metrics_dir = None
     if settings.metrics and settings.workers > 1:
@@ -461,7 +525,7 @@ def run_workers(settings: Settings, http_socket: socket.socket) -> int:
         metrics_dir = tempfile.mkdtemp(prefix="taichu-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     try:
-        return Supervisor(settings, http_socket).run()
+        return Supervisor(settings, http_socket, argv).run()
     finally:
         if metrics_dir:
             shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -24,7 +24,13 @@ class WorkerLink:
     ready_pids: Any
     ledger: Optional[ConnectionLedger]  # its HTTP connections; None: not held
     served: Any  # a shared counter of the requests it started; None: not counted
-    why: str = "start-up"  # why it was started: start-up, crashed, hung or recycled
+    # Why it was started: start-up, crashed, hung, recycled or reloaded.
+    why: str = "start-up"
+
+    @property
+    def beside(self) -> bool:
+        """Whether it replaces a worker that serves until it is ready."""
+        return self.why in ("recycled", "reloaded")
 
     def set_ready(self) -> None:
         self.ready_pids[self.index] = os.getpid()

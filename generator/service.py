@@ -1,0 +1,1 @@
+../templates/app/taichu_runtime/service.py

@@ -22,7 +22,6 @@ from typing import Callable, Collection, Dict, List, Mapping, Optional
 from .manifest import Manifest, fingerprint
 from .ownership import (
     BACKUPS,
-    NEVER_TOUCHED_DIRS,
     is_never_touched,
     is_user_file,
     safe_target,
@@ -69,7 +68,7 @@ def plan(
         target = safe_target(project, path)
         exists = os.path.lexists(target)
         if is_user_file(path, user):
-            if not exists and not _inside_existing_user_dir(project, path):
+            if not exists and not _inside_existing_user_dir(project, path, user):
                 changes.append(Change(path, CREATE))
         elif not exists:
             changes.append(Change(path, ADD))
@@ -94,10 +93,12 @@ def plan(
     return changes
 
 
-def _inside_existing_user_dir(project: Path, path: str) -> bool:
-    """models/README.md is created with models/, never added to the user's models/."""
+def _inside_existing_user_dir(project: Path, path: str, user: List[str]) -> bool:
+    """A folder of the user's (models/, tests/) gets the template's files only when it
+    is created: models/README.md is never added to the user's models/, nor the
+    generated tests to a tests/ of their own."""
     top = path.split("/", 1)[0]
-    return "/" in path and top in NEVER_TOUCHED_DIRS and (project / top).exists()
+    return "/" in path and f"{top}/**" in user and (project / top).exists()
 
 
 def pending(changes: List[Change]) -> List[Change]:

@@ -6,6 +6,11 @@ protocol="grpc"; not taichu-serve).
     predictor = Predictor("127.0.0.1:8080", model="ModelService")
     outputs = predictor.predict({"x": numpy.ones((1, 4), "float32")})   # {"x": array}
     for item in predictor.stream({"text_input": "hi"}): ...              # gRPC or SSE
+    Predictor("host:8081", protocol="grpc", token="...", ca_file="ca.pem")  # TLS
+
+Whatever the protocol, results have the same shapes: outputs (and each streamed item)
+as the serializer returns them, metadata as GET /v2/models/{name} answers, and every
+failure, a server that cannot be reached included, as PredictionError.
 
 Serializers turn your data into named input tensors and the output tensors back:
 JsonSerializer (default: arrays, dicts of arrays, lists, str), NumpySerializer (`.npy`
@@ -14,6 +19,8 @@ bytes in a BYTES tensor), RawBytesSerializer (bytes), or a subclass of Serialize
 
 import io
 import json
+import socket
+import ssl
 import urllib.error
 import urllib.request
 from typing import Any, Dict, Iterator, Optional
@@ -26,7 +33,8 @@ HEADER_LENGTH = "Inference-Header-Content-Length"
 
 
 class PredictionError(Exception):
-    """The server answered with an error: `status` (HTTP status or gRPC code name)."""
+    """The call failed: `status` is the HTTP status or gRPC code name of the server's
+    answer, or UNAVAILABLE / DEADLINE_EXCEEDED when none came."""
 
     def __init__(self, status, message: str) -> None:
         super().__init__(f"{status}: {message}")
@@ -121,17 +129,26 @@ class Predictor:
         token: Optional[str] = None,
         timeout: float = 30.0,
         serializer: Optional[Serializer] = None,
+        ca_file: Optional[str] = None,
     ) -> None:
+        """`endpoint`: host:port (`https://host:port` for TLS with the system's
+        certificate authorities); `ca_file`: TLS, trusting the certificates of this PEM
+        file (e.g. the server's own tls_cert); `token`: the server's bearer token."""
         if protocol not in ("http", "grpc"):
             raise ValueError("protocol is 'http' or 'grpc'")
-        self.endpoint = endpoint.removeprefix("http://").rstrip("/")
+        self.tls = bool(ca_file) or endpoint.startswith("https://")
+        for scheme in ("http://", "https://"):
+            endpoint = endpoint.removeprefix(scheme)
+        self.endpoint = endpoint.rstrip("/")
         self.model = model
         self.version = version
         self.protocol = protocol
         self.token = token
         self.timeout = timeout
         self.serializer = serializer or JsonSerializer()
+        self.ca_file = ca_file
         self._channel = None
+        self._ssl = ssl.create_default_context(cafile=ca_file) if self.tls else None
 
     # -- HTTP ------------------------------------------------------------------------
 
@@ -142,25 +159,54 @@ class Predictor:
     def raw_predict(
         self, body: Any, path: Optional[str] = None, headers=None
     ) -> RawResponse:
-        """POST `body` (bytes, a file, or anything JSON-able) as it is; default path: infer."""
+        """POST `body` (bytes, a file, or anything JSON-able) as it is; default path:
+        infer. HTTP only: the body is an HTTP request's."""
+        if self.protocol != "http":
+            raise ValueError(
+                "raw_predict posts an HTTP body; this Predictor speaks gRPC: make one "
+                "with protocol='http' and the server's HTTP port"
+            )
         if hasattr(body, "read"):
             body = body.read()
         elif not isinstance(body, (bytes, bytearray)):
             body = json.dumps(body).encode()
         return self._http("POST", path or self._model_path() + "/infer", body, headers)
 
-    def _http(self, method: str, path: str, body=None, headers=None) -> RawResponse:
+    def _open(self, method: str, path: str, body=None, headers=None):
+        """The HTTP response to one request (an open file); PredictionError when
+        no answer comes. An HTTP error status is an answer: HTTPError, also a
+        response."""
         all_headers = {"Content-Type": "application/json", **(headers or {})}
         if self.token:
             all_headers["Authorization"] = f"Bearer {self.token}"
+        scheme = "https" if self.tls else "http"
         request = urllib.request.Request(
-            f"http://{self.endpoint}{path}", body, all_headers, method=method
+            f"{scheme}://{self.endpoint}{path}", body, all_headers, method=method
         )
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                return RawResponse(response.status, response.read(), response.headers)
+            return urllib.request.urlopen(
+                request, timeout=self.timeout, context=self._ssl
+            )
         except urllib.error.HTTPError as error:
-            return RawResponse(error.code, error.read(), error.headers)
+            return error
+        except urllib.error.URLError as error:
+            raise PredictionError(
+                "UNAVAILABLE", f"cannot reach {self.endpoint}: {error.reason}"
+            ) from None
+        except socket.timeout:  # TimeoutError from Python 3.10
+            raise PredictionError(
+                "DEADLINE_EXCEEDED", f"no answer within {self.timeout:g} s"
+            ) from None
+
+    def _http(self, method: str, path: str, body=None, headers=None) -> RawResponse:
+        with self._open(method, path, body, headers) as response:
+            try:
+                content = response.read()
+            except socket.timeout:  # TimeoutError from Python 3.10
+                raise PredictionError(
+                    "DEADLINE_EXCEEDED", f"no answer within {self.timeout:g} s"
+                ) from None
+            return RawResponse(response.status, content, response.headers)
 
     def _http_json(self, method: str, path: str) -> Any:
         response = self._http(method, path)
@@ -209,7 +255,17 @@ class Predictor:
                 ("grpc.max_receive_message_length", -1),
                 ("grpc.max_send_message_length", -1),
             ]
-            self._channel = grpc.insecure_channel(self.endpoint, options=options)
+            if self.tls:
+                roots = None
+                if self.ca_file:
+                    with open(self.ca_file, "rb") as pem:
+                        roots = pem.read()
+                credentials = grpc.ssl_channel_credentials(root_certificates=roots)
+                self._channel = grpc.secure_channel(
+                    self.endpoint, credentials, options=options
+                )
+            else:
+                self._channel = grpc.insecure_channel(self.endpoint, options=options)
         return open_inference_pb2_grpc.GRPCInferenceServiceStub(self._channel)
 
     def _grpc_metadata(self):
@@ -255,10 +311,13 @@ class Predictor:
         return self.serializer.deserialize(outputs)
 
     def stream(self, data: Any, **parameters) -> Iterator[Any]:
-        """Each streamed item as it arrives: gRPC ModelStreamInfer (outputs, deserialized)
-        or, over HTTP, generate_stream (`data` is the dict of JSON fields)."""
+        """Each streamed item as it arrives, deserialized like predict()'s outputs.
+        gRPC: ModelStreamInfer with `data` serialized to tensors. HTTP:
+        generate_stream (server-sent events), with `data` a dict of JSON fields (arrays
+        are sent as lists); each event's fields become the item's tensors."""
         if self.protocol == "http":
-            yield from self._sse(data, parameters)
+            for fields in self._sse(data, parameters):
+                yield self.serializer.deserialize(_event_tensors(fields))
             return
         import grpc
 
@@ -277,22 +336,25 @@ class Predictor:
             raise PredictionError(error.code().name, error.details()) from None
 
     def _sse(self, fields: Dict, parameters: Dict) -> Iterator[Dict]:
+        fields = {
+            k: v.tolist() if hasattr(v, "tolist") else v for k, v in fields.items()
+        }
         body = json.dumps({**fields, "parameters": parameters}).encode()
-        headers = {"Content-Type": "application/json"}
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
-        url = f"http://{self.endpoint}{self._model_path()}/generate_stream"
-        request = urllib.request.Request(url, body, headers)
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+        path = f"{self._model_path()}/generate_stream"
+        with self._open("POST", path, body) as response:
+            if response.status != 200:
+                raise PredictionError(response.status, _error_text(response.read()))
+            try:
                 for line in response:
                     if line.startswith(b"data: "):
                         event = json.loads(line[len(b"data: ") :])
                         if "error" in event:
                             raise PredictionError("stream", event["error"])
                         yield event
-        except urllib.error.HTTPError as error:
-            raise PredictionError(error.code, _error_text(error.read())) from None
+            except socket.timeout:  # TimeoutError from Python 3.10
+                raise PredictionError(
+                    "DEADLINE_EXCEEDED", f"no item within {self.timeout:g} s"
+                ) from None
 
     def live(self) -> bool:
         return self._health("live")
@@ -311,18 +373,35 @@ class Predictor:
         return self._grpc_call(stub.ServerReady, pb2.ServerReadyRequest()).ready
 
     def metadata(self) -> Dict:
-        """The model's metadata (name, versions, platform, inputs, outputs)."""
+        """The model's metadata: name, versions, platform, inputs, outputs (each
+        tensor's name, datatype and shape)."""
         if self.protocol == "http":
             return self._http_json("GET", self._model_path())
-        from google.protobuf.json_format import MessageToDict
-
         from .proto import open_inference_pb2 as pb2
 
         request = pb2.ModelMetadataRequest(name=self.model, version=self.version or "")
-        return MessageToDict(self._grpc_call(self._grpc_stub().ModelMetadata, request))
+        reply = self._grpc_call(self._grpc_stub().ModelMetadata, request)
+        return {
+            "name": reply.name,
+            "versions": list(reply.versions),
+            "platform": reply.platform,
+            "inputs": [_tensor_metadata(tensor) for tensor in reply.inputs],
+            "outputs": [_tensor_metadata(tensor) for tensor in reply.outputs],
+        }
 
     def server_metadata(self) -> Dict:
-        return self._http_json("GET", "/v2") if self.protocol == "http" else {}
+        """The server's name, version and protocol extensions."""
+        if self.protocol == "http":
+            return self._http_json("GET", "/v2")
+        from .proto import open_inference_pb2 as pb2
+
+        request = pb2.ServerMetadataRequest()
+        reply = self._grpc_call(self._grpc_stub().ServerMetadata, request)
+        return {
+            "name": reply.name,
+            "version": reply.version,
+            "extensions": list(reply.extensions),
+        }
 
     def close(self) -> None:
         if self._channel is not None:
@@ -334,6 +413,30 @@ class Predictor:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _tensor_metadata(tensor) -> Dict:
+    return {
+        "name": tensor.name,
+        "datatype": tensor.datatype,
+        "shape": list(tensor.shape),
+    }
+
+
+def _event_tensors(fields: Dict) -> Dict[str, np.ndarray]:
+    """An SSE event's fields (all but id, model_name, model_version) as the tensors a
+    gRPC stream gives: text as a BYTES scalar, numbers and lists as arrays."""
+    tensors = {}
+    for name, value in fields.items():
+        if name in ("id", "model_name", "model_version"):
+            continue
+        if isinstance(value, str):
+            value = value.encode()
+        if isinstance(value, bytes):
+            tensors[name] = np.array(value, dtype=object)
+        else:
+            tensors[name] = _as_array(value)
+    return tensors
 
 
 def _error_text(content: bytes) -> str:

@@ -40,6 +40,10 @@ class ModelFailed(ServingError):
     grpc_code = "INTERNAL"
 
 
+class StreamOnly(ModelFailed):
+    """The model answered with a stream where one response was asked for (infer)."""
+
+
 class Abandoned(ServingError):
     """Dropped before it ran: its client had gone, or stopped waiting."""
 

@@ -17,8 +17,11 @@ def main() -> None:
         "http": f"{args.host}:{args.http_port}",
         "grpc": f"{args.host}:{args.grpc_port}",
     }
+    security = {"token": args.token, "ca_file": args.ca_file or None}
     for protocol, endpoint in endpoints.items():
-        with Predictor(endpoint, model=args.model, protocol=protocol) as predictor:
+        with Predictor(
+            endpoint, model=args.model, protocol=protocol, **security
+        ) as predictor:
             print(f"{protocol}: ready={predictor.ready()}")
             outputs = predictor.predict(
                 {"x": np.arange(4, dtype=np.float32).reshape(2, 2)}
@@ -31,7 +34,7 @@ def main() -> None:
                 f"{protocol}: .npy round trip ->", predictor.predict(np.eye(2)).tolist()
             )
     try:
-        Predictor(endpoints["http"], model="no-such-model").predict([1])
+        Predictor(endpoints["http"], model="no-such-model", **security).predict([1])
     except PredictionError as error:
         print("error:", error.status, error.message)
 

@@ -6,30 +6,21 @@ _postprocess yields arrives as one `data:` event. The identity model echoes the 
 """
 
 import json
-import urllib.error
-import urllib.request
 
-from _project import server_arguments
+from _project import http_open, server_arguments
 
 
 def main() -> None:
     args = server_arguments(__doc__, prompts=True)
-
-    url = f"http://{args.host}:{args.http_port}/v2/models/{args.model}/generate_stream"
     body = {
         "text_input": " ".join(args.prompt) or "Hello, SSE!",
         "parameters": {"max_tokens": 16},
     }
-    request = urllib.request.Request(
-        url, json.dumps(body).encode(), {"Content-Type": "application/json"}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            for line in response:  # events arrive as the model produces them
-                if line.startswith(b"data: "):
-                    print(json.loads(line[len(b"data: ") :]), flush=True)
-    except urllib.error.HTTPError as error:
-        raise SystemExit(f"{url}: HTTP {error.code}: {error.read().decode()}") from None
+    path = f"/v2/models/{args.model}/generate_stream"
+    with http_open(args, path, body) as response:
+        for line in response:  # events arrive as the model produces them
+            if line.startswith(b"data: "):
+                print(json.loads(line[len(b"data: ") :]), flush=True)
 
 
 if __name__ == "__main__":

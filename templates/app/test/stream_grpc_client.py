@@ -8,7 +8,7 @@ The documented identity model answers each message once.
 
 import grpc
 import numpy as np
-from _project import server_arguments
+from _project import exit_on_grpc_error, grpc_channel, grpc_metadata, server_arguments
 
 from taichu_runtime.proto import open_inference_pb2 as pb2
 from taichu_runtime.proto import open_inference_pb2_grpc as pb2_grpc
@@ -44,17 +44,22 @@ def main() -> None:
         "A second message on the same stream.",
     ]
 
-    with grpc.insecure_channel(f"{args.host}:{args.grpc_port}") as channel:
+    with grpc_channel(args) as channel:
         stub = pb2_grpc.GRPCInferenceServiceStub(channel)
-        for reply in stub.ModelStreamInfer(requests(args.model, prompts)):
-            if reply.error_message:
-                print("error:", reply.error_message)
-                continue
-            response = reply.infer_response
-            for output, raw in zip(response.outputs, response.raw_output_contents):
-                print(
-                    f"{response.id}: {output.name} = {decode(output, raw)}", flush=True
-                )
+        replies = stub.ModelStreamInfer(
+            requests(args.model, prompts), metadata=grpc_metadata(args)
+        )
+        try:
+            for reply in replies:
+                if reply.error_message:
+                    print("error:", reply.error_message)
+                    continue
+                response = reply.infer_response
+                for output, raw in zip(response.outputs, response.raw_output_contents):
+                    value = decode(output, raw)
+                    print(f"{response.id}: {output.name} = {value}", flush=True)
+        except grpc.RpcError as error:
+            exit_on_grpc_error(error)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import InvalidInput, ModelFailed
+from ..errors import InvalidInput, ModelFailed, StreamOnly
 from ..protocol import FIELDS, PARAMETERS, InferRequest, InferResponse
 from ..tensors import as_output
 from .streams import is_stream
@@ -23,11 +23,13 @@ class Responses:
     def of(self, request: InferRequest, result: Any) -> InferResponse:
         try:
             if type(result) is not dict and not isinstance(result, Mapping):
+                if is_stream(result):
+                    raise StreamOnly(
+                        "_postprocess returned a stream; call a streaming endpoint "
+                        "(ModelStreamInfer or generate_stream)"
+                    )
                 raise ModelFailed(
-                    "_postprocess returned a stream; call a streaming endpoint "
-                    "(ModelStreamInfer or generate_stream)"
-                    if is_stream(result)
-                    else f"_postprocess must return a dict, got {type(result).__name__}"
+                    f"_postprocess must return a dict, got {type(result).__name__}"
                 )
             response = InferResponse(
                 model_name=self.name,

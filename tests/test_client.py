@@ -2,12 +2,16 @@
 generated server: every method, both protocols, errors, streams, serializers."""
 
 import io
+import ssl
+import subprocess
 import sys
+import time
 
+import httpx
 import numpy as np
 import pytest
 
-from conftest import SERVICES, Server, render
+from conftest import SERVICES, Server, free_port, render, self_signed
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +107,7 @@ def test_streams_and_token(streamer, client_module):
         streamer.http, model="StreamingService", token="t0ken"
     )
     events = list(http_predictor.stream({"text_input": "hi"}, n=2))
-    assert [e["token"] for e in events] == ["tok0", "tok1"]
+    assert [e["token"].item() for e in events] == [b"tok0", b"tok1"]  # as gRPC's
     with pytest.raises(client_module.PredictionError) as raised:
         list(http_predictor.stream({}, mode="error"))
     assert raised.value.status == 500 and "this message is bad" in raised.value.message
@@ -118,3 +122,92 @@ def test_streams_and_token(streamer, client_module):
     with pytest.raises(client_module.PredictionError) as raised:
         anonymous_grpc.predict({"x": [1]})
     assert raised.value.status == "UNAUTHENTICATED"
+
+
+def test_metadata_has_one_shape_on_both_protocols(server, client_module):
+    http = client_module.Predictor(server.http)
+    grpc_predictor = client_module.Predictor(server.grpc, protocol="grpc")
+    assert grpc_predictor.metadata() == http.metadata()
+    over_http, over_grpc = http.server_metadata(), grpc_predictor.server_metadata()
+    assert set(over_grpc) == set(over_http) == {"name", "version", "extensions"}
+    assert over_grpc["version"] == over_http["version"]
+    with pytest.raises(ValueError, match="raw_predict posts an HTTP body"):
+        grpc_predictor.raw_predict({"inputs": []})
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_a_server_that_cannot_be_reached_is_a_prediction_error(client_module, protocol):
+    port = free_port()  # nothing listens there
+    predictor = client_module.Predictor(
+        f"127.0.0.1:{port}", protocol=protocol, timeout=5
+    )
+    with pytest.raises(client_module.PredictionError) as raised:
+        predictor.predict({"x": [1]})
+    assert raised.value.status == "UNAVAILABLE"
+    with pytest.raises(client_module.PredictionError):
+        predictor.metadata()
+
+
+@pytest.fixture(scope="module")
+def secured(tmp_path_factory):
+    """The identity service with a token and TLS on both ports."""
+    directory = render(tmp_path_factory.mktemp("client-tls") / "project")
+    key, cert = self_signed(directory)
+    flags = ["--token", "s3cret", "--tls-cert", str(cert), "--tls-key", str(key)]
+    running = Server(directory, flags)
+    deadline = time.monotonic() + 30
+    trust = ssl.create_default_context(cafile=str(cert))
+    https = running.http.replace("http://", "https://")
+    while True:
+        try:
+            if httpx.get(https + "/v2/health/ready", verify=trust).status_code == 200:
+                break
+        except httpx.HTTPError:
+            assert time.monotonic() < deadline, running.log
+            time.sleep(0.1)
+    yield running, cert
+    running.stop()
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_token_and_tls(secured, client_module, protocol):
+    server, cert = secured
+    endpoint = server.http if protocol == "http" else server.grpc
+    predictor = client_module.Predictor(
+        endpoint, protocol=protocol, token="s3cret", ca_file=str(cert)
+    )
+    outputs = predictor.predict({"x": np.array([3], dtype=np.int32)})
+    assert outputs["x"].tolist() == [3]
+    assert predictor.ready() and predictor.metadata()["name"] == "ModelService"
+    no_token = client_module.Predictor(endpoint, protocol=protocol, ca_file=str(cert))
+    with pytest.raises(client_module.PredictionError) as raised:
+        no_token.predict({"x": [1]})
+    assert raised.value.status in (401, "UNAUTHENTICATED")
+    untrusted = client_module.Predictor(endpoint, protocol=protocol, token="s3cret")
+    untrusted.tls = True  # TLS, but trusting only the system's authorities
+    untrusted._ssl = ssl.create_default_context()
+    with pytest.raises(client_module.PredictionError):
+        untrusted.predict({"x": [1]})
+
+
+@pytest.mark.parametrize(
+    "client", ["http_client.py", "grpc_client.py", "sdk_client.py", "sse_client.py",
+               "stream_grpc_client.py"],
+)  # fmt: skip
+def test_example_clients_take_token_and_tls(secured, client):
+    server, cert = secured
+    result = subprocess.run(
+        [sys.executable, f"test/{client}", "--http-port", str(server.http_port),
+         "--grpc-port", str(server.grpc_port), "--token", "s3cret",
+         "--ca-file", str(cert)],
+        cwd=server.project, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    refused = subprocess.run(
+        [sys.executable, f"test/{client}", "--http-port", str(server.http_port),
+         "--grpc-port", str(server.grpc_port), "--ca-file", str(cert)],
+        cwd=server.project, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert refused.returncode != 0
+    assert "Traceback" not in refused.stderr, refused.stderr
+    assert "401" in refused.stderr or "UNAUTHENTICATED" in refused.stderr

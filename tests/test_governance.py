@@ -22,7 +22,7 @@ from opentelemetry.proto.collector.trace.v1 import (
 from prometheus_client.parser import text_string_to_metric_families
 from tritonclient.grpc import service_pb2 as pb2
 
-from conftest import Server, model_infer
+from conftest import Server, model_infer, self_signed
 
 MODEL = "GovernedService"
 BODY = {"inputs": [{"name": "x", "datatype": "INT32", "shape": [1], "data": [7]}]}
@@ -520,46 +520,6 @@ def test_the_2x_request_id_header_is_honoured(governed):
     assert reply.headers["x-request-id"] == "old-1"
     _, call = grpc_infer(server, metadata=(("x_request_id", "old-2"),))
     assert dict(call.trailing_metadata())["x-request-id"] == "old-2"
-
-
-def self_signed(directory):
-    """A certificate for localhost / 127.0.0.1 and its key, as PEM files."""
-    import datetime
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    names = [
-        x509.DNSName("localhost"),
-        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-    ]
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName(names), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    key_path, cert_path = directory / "key.pem", directory / "cert.pem"
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    return key_path, cert_path
 
 
 def test_tls_on_both_ports(governed, tmp_path):

@@ -22,21 +22,22 @@ def main() -> None:
         with Predictor(
             endpoint, model=args.model, protocol=protocol, **security
         ) as predictor:
-            print(f"{protocol}: ready={predictor.ready()}")
-            outputs = predictor.predict(
-                {"x": np.arange(4, dtype=np.float32).reshape(2, 2)}
-            )
-            print(
-                f"{protocol}: predict ->", {k: v.tolist() for k, v in outputs.items()}
-            )
-            predictor.serializer = NumpySerializer()
-            print(
-                f"{protocol}: .npy round trip ->", predictor.predict(np.eye(2)).tolist()
-            )
+            try:
+                show(protocol, predictor)
+            except PredictionError as error:
+                raise SystemExit(f"{protocol}: {error}") from None
     try:
         Predictor(endpoints["http"], model="no-such-model", **security).predict([1])
     except PredictionError as error:
         print("error:", error.status, error.message)
+
+
+def show(protocol: str, predictor: Predictor) -> None:
+    print(f"{protocol}: ready={predictor.ready()}")
+    outputs = predictor.predict({"x": np.arange(4, dtype=np.float32).reshape(2, 2)})
+    print(f"{protocol}: predict ->", {k: v.tolist() for k, v in outputs.items()})
+    predictor.serializer = NumpySerializer()
+    print(f"{protocol}: .npy round trip ->", predictor.predict(np.eye(2)).tolist())
 
 
 if __name__ == "__main__":

@@ -24,10 +24,17 @@ def test_the_infer_regex_matches_both_paths_and_nothing_else():
         assert pattern.fullmatch(path) is None
 
 
-def test_only_health_and_metrics_are_public():
+def test_only_health_metrics_and_the_api_description_are_public():
     health = {"/v2/health/live", "/v2/health/ready", "/health/live", "/health/ready"}
-    assert public_http_paths(metrics_need_token=False) == health | {"/metrics"}
-    assert public_http_paths(metrics_need_token=True) == health
+    docs = {
+        "/openapi.json",
+        "/docs",
+        "/docs/swagger-ui-bundle.js",
+        "/docs/swagger-ui.css",
+        "/docs/favicon.png",
+    }
+    assert public_http_paths(metrics_need_token=False) == health | docs | {"/metrics"}
+    assert public_http_paths(metrics_need_token=True) == health | docs
     assert {m.rsplit("/", 1)[1] for m in PUBLIC_GRPC_METHODS} == {
         "ServerLive",
         "ServerReady",

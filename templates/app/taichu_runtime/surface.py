@@ -43,6 +43,14 @@ HTTP_ROUTES = (
     # Public unless [metrics] require_token: scrapers that find the pod by its
     # annotations send no token.
     HttpRoute("GET", "/metrics", "prometheus_metrics", public=True),
+    # The API's description and its interactive page (assets served from here: no
+    # CDN). Public: a browser cannot send the token; the calls made from the page do.
+    HttpRoute("GET", "/openapi.json", "openapi", public=True),
+    HttpRoute("GET", "/docs", "docs", public=True),
+    *(
+        HttpRoute("GET", f"/docs/{asset}", "docs_asset", public=True)
+        for asset in ("swagger-ui-bundle.js", "swagger-ui.css", "favicon.png")
+    ),
     HttpRoute("GET", "/v2", "server_metadata"),
     HttpRoute("GET", "/v2/models", "list_models"),
     _model_route("GET", "", "model_metadata"),

@@ -29,6 +29,7 @@ PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT))  # taichu_runtime and your own modules
 
 from taichu_runtime.errors import StreamOnly  # noqa: E402
+from taichu_runtime.http_api.openapi import example_request  # noqa: E402
 from taichu_runtime.in_process import LocalModel  # noqa: E402
 from taichu_runtime.loader import alias_taichu_serve  # noqa: E402
 from taichu_runtime.warmup import read_requests  # noqa: E402
@@ -53,9 +54,7 @@ def sample_request(model) -> Dict[str, Any]:
     if model.settings.warmup_file:
         return read_requests(PROJECT / model.settings.warmup_file)[0]
     declared = model.metadata()["inputs"]
-    if declared:
-        return {"inputs": [example_input(spec) for spec in declared]}
-    return SAMPLE
+    return example_request(declared) if declared else SAMPLE
 
 
 @pytest.fixture(scope="session")
@@ -67,22 +66,6 @@ def streaming(model, sample_request) -> bool:
     except Exception:
         pass  # a broken service: the tests that send the request say so
     return False
-
-
-def example_input(spec: Dict[str, Any]) -> Dict[str, Any]:
-    """A tensor of the declared name, datatype and shape (-1 taken as 1)."""
-    shape = [1 if size < 0 else size for size in spec.get("shape", [1])]
-    count = 1
-    for size in shape:
-        count *= size
-    datatype = spec.get("datatype", "FP32")
-    value: Any = {"BYTES": "sample", "BOOL": True}.get(datatype, 1)
-    return {
-        "name": spec["name"],
-        "datatype": datatype,
-        "shape": shape,
-        "data": [value] * count,
-    }
 
 
 class RunningServer:

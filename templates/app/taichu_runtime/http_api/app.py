@@ -9,6 +9,7 @@ by orjson, and every error is a v2 body `{"error": "..."}`.
 """
 
 import logging
+from typing import Optional
 
 import anyio
 from fastapi import FastAPI, Request
@@ -22,6 +23,7 @@ from ..governance import metrics
 from ..governance.guard import Guard
 from ..state import ServerState
 from ..surface import HTTP_ROUTES, INFER_ROUTE
+from . import docs_page
 from .body import Bodies
 from .codec import decode_generate, dumps, encode_fields
 from .infer_route import InferRoute, client_of, error_headers
@@ -30,6 +32,7 @@ from .openapi import openapi_document
 logger = logging.getLogger("taichu_runtime")
 
 EXTENSIONS = ["binary_tensor_data", "generate"]
+TITLE = "taichu-serve model server"
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
@@ -66,6 +69,9 @@ class Endpoints:
         self.state = state
         self.guard = guard
         self.bodies = bodies
+        self._document: Optional[bytes] = None  # /openapi.json, once written
+        self._with_model = False  # whether it names the model's tensors
+        self._assets = docs_page.assets_directory()
 
     # -- health and metrics (never limited, never need the model) ---------------------
 
@@ -80,6 +86,29 @@ class Endpoints:
     async def prometheus_metrics(self) -> Response:
         body, content_type = metrics.render()
         return Response(body, media_type=content_type)
+
+    # -- the API's description -------------------------------------------------------
+
+    async def openapi(self) -> Response:
+        """Once the model is loaded, the document names its inputs and outputs."""
+        host = self.state.host
+        if self._document is None or (host is not None and not self._with_model):
+            model = host.metadata() if host is not None else None
+            self._document = dumps(openapi_document(TITLE, GENERATOR_VERSION, model))
+            self._with_model = model is not None
+        return Response(self._document, media_type="application/json")
+
+    async def docs(self) -> Response:
+        if self._assets is None:
+            return json_response({"error": docs_page.MISSING}, 404)
+        return docs_page.page(TITLE)
+
+    async def docs_asset(self, request: Request) -> Response:
+        if self._assets is None:
+            return json_response({"error": docs_page.MISSING}, 404)
+        return docs_page.asset(request.url.path.rsplit("/", 1)[1], self._assets)
+
+    # -- the server -------------------------------------------------------------------
 
     async def server_metadata(self) -> Response:
         return json_response(
@@ -186,17 +215,10 @@ class Endpoints:
 def create_app(state: ServerState, guard: Guard, bodies: Bodies) -> InferRoute:
     """The worker's ASGI app: InferRoute answers POST .../infer itself and hands every
     other request to a FastAPI app with the rest of surface.py's routes."""
-    app = FastAPI(
-        title="taichu-serve model server",
-        version=GENERATOR_VERSION,
-        docs_url=None,
-        redoc_url=None,
-    )
+    app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)  # ours: below
     app.add_exception_handler(ServingError, serving_error)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, http_error)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, unexpected_error)
-    document = openapi_document(app.title, app.version)
-    app.openapi = lambda: document  # type: ignore[method-assign]
     endpoints = Endpoints(state, guard, bodies)
     for route in HTTP_ROUTES:
         if route is INFER_ROUTE:

@@ -286,10 +286,12 @@ def test_local_model_runs_a_request_through_the_servers_steps(
     monkeypatch.syspath_prepend(str(project))
     for name in [m for m in sys.modules if m.split(".")[0] == "taichu_runtime"]:
         monkeypatch.delitem(sys.modules, name)
+    import taichu_serve  # the caller's own: LocalModel leaves it in place
     from taichu_runtime.errors import InvalidInput
     from taichu_runtime.in_process import LocalModel
 
     with LocalModel(project) as model:
+        assert sys.modules["taichu_serve"] is taichu_serve
         assert model.name == "Doubling"
         outputs = model.predict(x=np.array([1.5, 2], dtype=np.float32), s=["a", "b"])
         assert outputs["x"].dtype == np.float32

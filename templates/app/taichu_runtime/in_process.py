@@ -19,6 +19,7 @@ TAICHU_* variables, as for the server; keyword arguments override them.
 import asyncio
 import base64
 import dataclasses
+import sys
 import threading
 from pathlib import Path
 from typing import Any, AsyncIterator, Dict, Iterator, Mapping, Optional, Union
@@ -68,8 +69,17 @@ class LocalModel:
             target=self._loop.run_forever, name="local-model", daemon=True
         )
         self._thread.start()
+        # The server makes `taichu_serve` its own service module for good; this process
+        # is the caller's: its `taichu_serve`, if any, is back once the service is in.
+        previous = sys.modules.get("taichu_serve")
         try:
-            self.host = load_model(self.settings, base=self.project)
+            try:
+                self.host = load_model(self.settings, base=self.project)
+            finally:
+                if previous is None:
+                    sys.modules.pop("taichu_serve", None)
+                else:
+                    sys.modules["taichu_serve"] = previous
             if self.settings.warmup_file:
                 self._run(replay(self.host, self.project / self.settings.warmup_file))
         except BaseException:

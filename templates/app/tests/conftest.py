@@ -13,6 +13,7 @@ touches tests/. Edit SAMPLE, or the fixtures, to fit your model.
   endpoints can carry the answer).
 """
 
+import importlib.util
 import os
 import signal
 import socket
@@ -34,9 +35,10 @@ from taichu_runtime.in_process import LocalModel  # noqa: E402
 from taichu_runtime.loader import alias_taichu_serve  # noqa: E402
 from taichu_runtime.warmup import read_requests  # noqa: E402
 
-# `from taichu_serve import Service` in your modules: this project's own base class,
-# whether or not taichu-serve is installed.
-alias_taichu_serve()
+# `from taichu_serve import Service` in your modules, where taichu-serve is not
+# installed: this project's own base class (where it is, the same class).
+if importlib.util.find_spec("taichu_serve") is None:
+    alias_taichu_serve()
 
 SAMPLE: Dict[str, Any] = {
     "inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 4], "data": [1, 2, 3, 4]}]

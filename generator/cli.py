@@ -104,8 +104,9 @@ def init(
     if code:
         raise typer.Exit(code)
     typer.echo(f"Created {directory}/ (taichu-serve {__version__}). Next:")
-    typer.echo(f"  cd {directory} && taichu_serve run")
-    typer.echo("  python3 test/http_client.py   # in another shell")
+    typer.echo(f"  cd {directory} && taichu_serve run --reload")
+    typer.echo("  taichu_serve predict -i x='[[1, 2, 3, 4]]'   # in another shell")
+    typer.echo("  python -m pytest tests")
 
 
 def run(

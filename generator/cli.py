@@ -38,6 +38,10 @@ GrpcPort = Annotated[
     Optional[int],
     typer.Option("--grpc-port", "--grpc_port", min=1, max=65535, help="gRPC port"),
 ]
+ConfigPath = Annotated[
+    Optional[str],
+    typer.Option("--config", help="Path of config.ini (default: the project's)."),
+]
 
 
 def _version(value: bool) -> None:
@@ -122,10 +126,7 @@ def run(
     network: Annotated[
         Optional[str], typer.Option("--network", help="With --docker: e.g. host.")
     ] = None,
-    config: Annotated[
-        Optional[str],
-        typer.Option("--config", help="Path of config.ini (default: the project's)."),
-    ] = None,
+    config: ConfigPath = None,
     reload: Annotated[
         bool,
         typer.Option(
@@ -237,10 +238,7 @@ def predict(
         Optional[Path],
         typer.Option("--output-dir", help="Write each output as DIR/NAME.npy."),
     ] = None,
-    config: Annotated[
-        Optional[Path],
-        typer.Option("--config", help="Path of config.ini (default: the project's)."),
-    ] = None,
+    config: ConfigPath = None,
     log_level: Annotated[
         str,
         typer.Option("--log-level", help="debug, info, warning or error (stderr)."),
@@ -261,7 +259,7 @@ def predict(
     if output_dir is not None:
         argv += ["--output-dir", str(output_dir.resolve())]
     if config is not None:
-        argv += ["--config", str(config.resolve())]
+        argv += ["--config", str(Path(config).resolve())]
     exec_runtime(directory.resolve(), "taichu_runtime.predict", argv)
 
 

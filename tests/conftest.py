@@ -4,6 +4,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -144,7 +145,12 @@ class Server:
     def log(self) -> str:
         return self.log_path.read_text()
 
-    def wait_ready(self, timeout: float = 30) -> "Server":
+    def wait_ready(self, timeout: float = 30, ca_file=None) -> "Server":
+        """Until /v2/health/ready answers 200; over TLS trusting `ca_file`, if given."""
+        base, verify = self.http, True
+        if ca_file is not None:
+            base = self.http.replace("http://", "https://")
+            verify = ssl.create_default_context(cafile=str(ca_file))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -152,10 +158,8 @@ class Server:
                     f"server exited with {self.process.returncode}:\n{self.log}"
                 )
             try:
-                if (
-                    httpx.get(self.http + "/v2/health/ready", timeout=1).status_code
-                    == 200
-                ):
+                ready = httpx.get(base + "/v2/health/ready", timeout=1, verify=verify)
+                if ready.status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass

@@ -5,9 +5,7 @@ import io
 import ssl
 import subprocess
 import sys
-import time
 
-import httpx
 import numpy as np
 import pytest
 
@@ -154,17 +152,7 @@ def secured(tmp_path_factory):
     directory = render(tmp_path_factory.mktemp("client-tls") / "project")
     key, cert = self_signed(directory)
     flags = ["--token", "s3cret", "--tls-cert", str(cert), "--tls-key", str(key)]
-    running = Server(directory, flags)
-    deadline = time.monotonic() + 30
-    trust = ssl.create_default_context(cafile=str(cert))
-    https = running.http.replace("http://", "https://")
-    while True:
-        try:
-            if httpx.get(https + "/v2/health/ready", verify=trust).status_code == 200:
-                break
-        except httpx.HTTPError:
-            assert time.monotonic() < deadline, running.log
-            time.sleep(0.1)
+    running = Server(directory, flags).wait_ready(ca_file=cert)
     yield running, cert
     running.stop()
 

@@ -525,17 +525,9 @@ def test_the_2x_request_id_header_is_honoured(governed):
 def test_tls_on_both_ports(governed, tmp_path):
     key, cert = self_signed(tmp_path)
     env = {"TAICHU_TLS_CERT": str(cert), "TAICHU_TLS_KEY": str(key)}
-    server = governed(env=env, ready=False)
+    server = governed(env=env, ready=False).wait_ready(ca_file=cert)
     https = server.http.replace("http://", "https://")
     trust = ssl.create_default_context(cafile=str(cert))
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(https + "/v2/health/ready", verify=trust).status_code == 200:
-                break
-        except httpx.HTTPError:
-            assert time.monotonic() < deadline, server.log
-            time.sleep(0.1)
     reply = httpx.post(https + f"/v2/models/{MODEL}/infer", json=BODY, verify=trust)
     assert reply.json()["outputs"][0]["data"] == [7]
     credentials = grpc.ssl_channel_credentials(root_certificates=cert.read_bytes())

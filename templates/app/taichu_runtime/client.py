@@ -23,7 +23,7 @@ import socket
 import ssl
 import urllib.error
 import urllib.request
-from typing import Any, Dict, Iterator, Optional
+from typing import Any, Dict, Iterator, Optional, Tuple
 
 import numpy as np
 
@@ -107,6 +107,32 @@ def _as_array(value: Any) -> np.ndarray:
         ]
         return encoded.reshape(array.shape)
     return array
+
+
+def binary_request(
+    inputs: Dict[str, np.ndarray], parameters: Optional[Dict] = None
+) -> Tuple[bytes, Dict[str, str]]:
+    """The body and headers of an infer request in Triton's binary extension: the
+    tensors' raw bytes after a JSON header; every output asked back as binary."""
+    documents, chunks = [], []
+    for name, array in inputs.items():
+        raw = to_raw(array)
+        documents.append(
+            {
+                "name": name,
+                "datatype": datatype_of(array),
+                "shape": list(array.shape),
+                "parameters": {"binary_data_size": len(raw)},
+            }
+        )
+        chunks.append(raw)
+    header = json.dumps(
+        {
+            "inputs": documents,
+            "parameters": {**(parameters or {}), "binary_data_output": True},
+        }
+    ).encode()
+    return header + b"".join(chunks), {HEADER_LENGTH: str(len(header))}
 
 
 class RawResponse:
@@ -217,28 +243,8 @@ class Predictor:
     def _http_infer(
         self, inputs: Dict[str, np.ndarray], parameters: Dict
     ) -> Dict[str, np.ndarray]:
-        # Triton's binary extension: tensors as raw bytes after a JSON header.
-        documents, chunks = [], []
-        for name, array in inputs.items():
-            raw = to_raw(array)
-            documents.append(
-                {
-                    "name": name,
-                    "datatype": datatype_of(array),
-                    "shape": list(array.shape),
-                    "parameters": {"binary_data_size": len(raw)},
-                }
-            )
-            chunks.append(raw)
-        header = json.dumps(
-            {
-                "inputs": documents,
-                "parameters": {**parameters, "binary_data_output": True},
-            }
-        ).encode()
-        response = self.raw_predict(
-            header + b"".join(chunks), headers={HEADER_LENGTH: str(len(header))}
-        )
+        body, headers = binary_request(inputs, parameters)
+        response = self.raw_predict(body, headers=headers)
         if response.status_code != 200:
             raise PredictionError(response.status_code, _error_text(response.content))
         return _decode_http_outputs(response)

@@ -28,10 +28,11 @@ import numpy as np
 import orjson
 
 from .budget import budget_for
-from .http_api.codec import HEADER_LENGTH, decode_request, dumps, encode_response
+from .client import JsonSerializer, binary_request
+from .http_api.codec import decode_request, dumps, encode_response
 from .loader import load_model
 from .settings import Settings, load_settings
-from .tensors import bytes_as_text, datatype_of, from_list, from_raw, to_raw
+from .tensors import bytes_as_text, from_list, from_raw
 from .warmup import replay
 
 Request = Union[Mapping[str, Any], bytes]
@@ -139,9 +140,10 @@ class LocalModel:
 
     def predict(self, **inputs: Any) -> Dict[str, np.ndarray]:
         """Arrays in, arrays out: each keyword is an input (anything numpy.asarray
-        takes; str and bytes items make BYTES), sent exactly with the binary tensor
-        extension."""
-        return outputs_of(self.infer(*binary_request(inputs)))
+        takes; str and bytes make BYTES), sent exactly, with the binary tensor
+        extension, as the client module sends it."""
+        tensors = JsonSerializer().serialize(inputs)
+        return outputs_of(self.infer(*binary_request(tensors)))
 
     def _run(self, coroutine):
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
@@ -156,33 +158,6 @@ class LocalModel:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
-
-
-def binary_request(inputs: Mapping[str, Any]) -> "tuple[bytes, Dict[str, str]]":
-    """A v2 request body of `inputs` (name -> array-like) in the binary tensor
-    extension, and its headers; every output asked back as binary."""
-    specs, chunks = [], []
-    for name, value in inputs.items():
-        array = np.asarray(value)
-        if array.dtype.kind in "USO":
-            items = [_utf8(item) for item in array.reshape(-1).tolist()]
-            array = np.array(items, dtype=object).reshape(array.shape)
-        raw = to_raw(array)
-        specs.append(
-            {
-                "name": name,
-                "datatype": datatype_of(array),
-                "shape": list(array.shape),
-                "parameters": {"binary_data_size": len(raw)},
-            }
-        )
-        chunks.append(raw)
-    header = dumps({"inputs": specs, "parameters": {"binary_data_output": True}})
-    return header + b"".join(chunks), {HEADER_LENGTH: str(len(header))}
-
-
-def _utf8(item: Any) -> bytes:
-    return item.encode("utf-8") if isinstance(item, str) else bytes(item)
 
 
 def outputs_of(response: Mapping[str, Any]) -> Dict[str, np.ndarray]:

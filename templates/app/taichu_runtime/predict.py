@@ -20,8 +20,9 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 import orjson
 
+from .client import binary_request
 from .errors import ServingError
-from .in_process import LocalModel, binary_request, outputs_of
+from .in_process import LocalModel, outputs_of
 from .loader import LoadError
 from .settings import USER_MISTAKE, SettingsError
 from .tensors import dtype_for

@@ -34,6 +34,12 @@ BODIES = {
     "prometheus_metrics": (None, TEXT),
     "docs": (None, HTML),
 }
+# What every response says of itself.
+ANSWERED_BY = {
+    "id": {"type": "string"},
+    "model_name": {"type": "string"},
+    "model_version": {"type": "string"},
+}
 BINARY_EXTENSION = (
     "Triton's binary tensor extension: the JSON request, then the raw bytes of the "
     "inputs whose parameters give `binary_data_size`; the header "
@@ -151,9 +157,7 @@ def schemas(model: Optional[Dict[str, Any]]) -> Dict[str, Any]:
         "InferResponse": {
             "type": "object",
             "properties": {
-                "id": {"type": "string"},
-                "model_name": {"type": "string"},
-                "model_version": {"type": "string"},
+                **ANSWERED_BY,
                 "parameters": {"type": "object"},
                 "outputs": _tensors(declared_outputs),
             },
@@ -170,11 +174,7 @@ def schemas(model: Optional[Dict[str, Any]]) -> Dict[str, Any]:
         "GenerateResponse": {
             "type": "object",
             "description": "the fields the model returned",
-            "properties": {
-                "id": {"type": "string"},
-                "model_name": {"type": "string"},
-                "model_version": {"type": "string"},
-            },
+            "properties": ANSWERED_BY,
         },
         "ModelMetadata": {
             "type": "object",

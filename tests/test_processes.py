@@ -216,6 +216,9 @@ def test_a_request_the_dead_worker_never_read_is_served_by_another(
     with httpx.Client(timeout=30) as client, ThreadPoolExecutor(1) as pool:
         first = client.post(server.http + HANGING, json={"parameters": {"go": 1}})
         holder = first.json()["parameters"]["pid"]  # the worker with this connection
+        # The worker marks the connection idle just after the answer's last byte
+        # leaves; stopped in between, it would count as half answered (and close).
+        time.sleep(0.2)
         os.kill(holder, signal.SIGSTOP)
         unread = pool.submit(
             client.post, server.http + HANGING, json={"parameters": {"go": 1}}

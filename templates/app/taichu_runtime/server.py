@@ -33,9 +33,9 @@ from .governance.tracing import start_tracing
 from .grpc_api.call_pool import CallPool
 from .grpc_api.health import add_health
 from .grpc_api.servicer import Pools, add_services
+from .http_api.app import create_app
 from .http_api.body import Bodies
 from .http_api.connection_limits import bounded_protocol, connections_per_port
-from .http_api.infer_route import InferRoute
 from .loader import LoadError, in_brief, load_model
 from .settings import USER_MISTAKE, Settings
 from .sockets import StartupError, grpc_address
@@ -302,8 +302,8 @@ async def serve(
         return guard.metrics, tracing
 
     bodies = Bodies(settings.max_request_size, settings.max_decoded_size)
-    front = InferRoute(state, guard, bodies)
-    http_server = HttpServer(http_config(settings, front, guard, ledger))
+    app = create_app(state, guard, bodies)
+    http_server = HttpServer(http_config(settings, app, guard, ledger))
     if ledger is not None:
         ledger.take_connections(loop, http_protocol_factory(http_server))
     listening = Listening(settings, grpc_server, http_server, http_socket)
@@ -315,13 +315,6 @@ async def serve(
 
     exit_code = 0
     loading = asyncio.ensure_future(_load(settings, instruments))
-
-    def every_other_route():  # infer_route.py says why it comes apart
-        from .http_api.app import create_app
-
-        return create_app(state, guard, bodies)
-
-    front.build_app(every_other_route)
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait(
         {loading, stopping, *listening.tasks()}, return_when=asyncio.FIRST_COMPLETED

@@ -2,8 +2,8 @@
 """The serving surface, declared once: every HTTP route and gRPC method, who answers
 it, where it runs and whether it needs the token.
 
-The HTTP app (http_api/app.py) and the routes answered in front of it
-(http_api/infer_route.py: infer and the probes) register the routes from HTTP_ROUTES, the token check (governance/security.py) lets
+The HTTP app (http_api/app.py) and the fast infer route (http_api/infer_route.py)
+register the routes from HTTP_ROUTES, the token check (governance/security.py) lets
 the public ones through, the gRPC services (grpc_api/) put each method on its thread
 pool from GRPC_METHODS, and a test checks the README lists them all.
 """
@@ -23,9 +23,6 @@ class HttpRoute:
     handler: str  # the name of its handler in http_api/app.py
     public: bool = False  # served without the token
     per_model: bool = False
-    # Answered in front of FastAPI by plain ASGI (http_api/infer_route.py), from the
-    # moment the worker listens: the probes and the hot path.
-    front: bool = False
 
     @property
     def paths(self) -> Tuple[str, ...]:
@@ -34,18 +31,15 @@ class HttpRoute:
         return (self.path, self.path.replace(MODEL, MODEL + VERSION, 1))
 
 
-def _model_route(
-    method: str, suffix: str, handler: str, front: bool = False
-) -> HttpRoute:
-    return HttpRoute(method, MODEL + suffix, handler, per_model=True, front=front)
+def _model_route(method: str, suffix: str, handler: str) -> HttpRoute:
+    return HttpRoute(method, MODEL + suffix, handler, per_model=True)
 
 
 HTTP_ROUTES = (
-    HttpRoute("GET", "/v2/health/live", "live", public=True, front=True),
-    HttpRoute("GET", "/v2/health/ready", "ready", public=True, front=True),
-    # the paths of 2.x
-    HttpRoute("GET", "/health/live", "live", public=True, front=True),
-    HttpRoute("GET", "/health/ready", "ready", public=True, front=True),
+    HttpRoute("GET", "/v2/health/live", "live", public=True),
+    HttpRoute("GET", "/v2/health/ready", "ready", public=True),
+    HttpRoute("GET", "/health/live", "live", public=True),  # the paths of 2.x
+    HttpRoute("GET", "/health/ready", "ready", public=True),
     # Public unless [metrics] require_token: scrapers that find the pod by its
     # annotations send no token.
     HttpRoute("GET", "/metrics", "prometheus_metrics", public=True),
@@ -61,7 +55,8 @@ HTTP_ROUTES = (
     HttpRoute("GET", "/v2/models", "list_models"),
     _model_route("GET", "", "model_metadata"),
     _model_route("GET", "/ready", "model_ready"),
-    _model_route("POST", "/infer", "infer", front=True),
+    # Answered in front of FastAPI by a plain ASGI handler: the hot path.
+    _model_route("POST", "/infer", "infer"),
     _model_route("POST", "/generate", "generate"),
     _model_route("POST", "/generate_stream", "generate_stream"),
 )
@@ -90,13 +85,6 @@ def path_regex(route: HttpRoute) -> "re.Pattern[str]":
 
 
 (INFER_ROUTE,) = [route for route in HTTP_ROUTES if route.handler == "infer"]
-# The probes' paths -> "live" or "ready".
-PROBES = {
-    route.path: route.handler
-    for route in HTTP_ROUTES
-    if route.front and not route.per_model
-}
-
 
 V2_SERVICE = "inference.GRPCInferenceService"
 LEGACY_SERVICE = "taichu_infer.GRPCInferenceService"  # taichu-serve 2.x's

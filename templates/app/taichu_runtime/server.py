@@ -381,11 +381,9 @@ def settle_heap() -> None:
     """Move what start-up made (modules, the model) out of the garbage collector's
     reach: under load a worker ran about two full collections a second over that
     heap, which cost some 5 % of its CPU. What the requests make afterwards is
-    collected as usual (the supervisor kept the collector off while the worker
-    started)."""
+    collected as usual."""
     gc.collect()
     gc.freeze()
-    gc.enable()
 
 
 def cut_off(state: ServerState, http_server: HttpServer, error: NotReady) -> None:

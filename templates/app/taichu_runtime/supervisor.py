@@ -20,7 +20,6 @@ import the server themselves, so a crash never takes the supervisor down with it
 """
 
 import dataclasses
-import gc
 import logging
 import multiprocessing
 import os
@@ -53,9 +52,6 @@ ORPHAN_GRACE = 2.0
 
 
 def _worker_main(settings: Settings, http_socket, link: WorkerLink) -> None:
-    # Start-up makes long-lived objects only (modules, the model): no collection runs
-    # until it is over (server.settle_heap), which makes a worker ready sooner.
-    gc.disable()
     import asyncio
 
     from . import background

@@ -220,18 +220,17 @@ class Predictor:
                 "UNAVAILABLE", f"cannot reach {self.endpoint}: {error.reason}"
             ) from None
         except socket.timeout:  # TimeoutError from Python 3.10
-            raise PredictionError(
-                "DEADLINE_EXCEEDED", f"no answer within {self.timeout:g} s"
-            ) from None
+            raise self._timed_out("no answer") from None
+
+    def _timed_out(self, what: str) -> "PredictionError":
+        return PredictionError("DEADLINE_EXCEEDED", f"{what} within {self.timeout:g} s")
 
     def _http(self, method: str, path: str, body=None, headers=None) -> RawResponse:
         with self._open(method, path, body, headers) as response:
             try:
                 content = response.read()
-            except socket.timeout:  # TimeoutError from Python 3.10
-                raise PredictionError(
-                    "DEADLINE_EXCEEDED", f"no answer within {self.timeout:g} s"
-                ) from None
+            except socket.timeout:
+                raise self._timed_out("no answer") from None
             return RawResponse(response.status, content, response.headers)
 
     def _http_json(self, method: str, path: str) -> Any:
@@ -357,10 +356,8 @@ class Predictor:
                         if "error" in event:
                             raise PredictionError("stream", event["error"])
                         yield event
-            except socket.timeout:  # TimeoutError from Python 3.10
-                raise PredictionError(
-                    "DEADLINE_EXCEEDED", f"no item within {self.timeout:g} s"
-                ) from None
+            except socket.timeout:
+                raise self._timed_out("no item") from None
 
     def live(self) -> bool:
         return self._health("live")

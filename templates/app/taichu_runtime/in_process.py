@@ -98,30 +98,14 @@ class LocalModel:
     def infer(self, request: Request, headers: Optional[Mapping[str, str]] = None):
         """One v2 request (a dict, or a body as POSTed to /infer with its `headers`)
         -> the v2 response as a dict; outputs sent as binary are given as `data`."""
-        (response,) = self.stream(request, headers, single=True)
-        return response
+        return self._run(self._single(self._decoded(request, headers)))
 
     def stream(
-        self,
-        request: Request,
-        headers: Optional[Mapping[str, str]] = None,
-        single: bool = False,
+        self, request: Request, headers: Optional[Mapping[str, str]] = None
     ) -> Iterator[Dict[str, Any]]:
         """The responses of one request as the model yields them: one per streamed
         item, or one if the model returns a single result."""
-        body = request if isinstance(request, bytes) else dumps(request)
-        wire = {k.lower(): v for k, v in (headers or {}).items()}
-        decoded = decode_request(
-            body,
-            wire,
-            self.host.name,
-            self.host.version,
-            budget_for(len(body), self.settings.max_decoded_size),
-        )
-        decoded.protocol = "local"
-        if single:
-            yield self._run(self._single(decoded))
-            return
+        decoded = self._decoded(request, headers)
         responses = self.host.stream(decoded)
         try:
             while True:
@@ -131,6 +115,15 @@ class LocalModel:
                     return
         finally:
             self._run(responses.aclose())
+
+    def _decoded(self, request: Request, headers: Optional[Mapping[str, str]]):
+        """The request as the server's HTTP codec reads it."""
+        body = request if isinstance(request, bytes) else dumps(request)
+        wire = {k.lower(): v for k, v in (headers or {}).items()}
+        budget = budget_for(len(body), self.settings.max_decoded_size)
+        decoded = decode_request(body, wire, self.host.name, self.host.version, budget)
+        decoded.protocol = "local"
+        return decoded
 
     async def _single(self, request) -> Dict[str, Any]:
         return _as_document(*encode_response(await self.host.infer(request), request))

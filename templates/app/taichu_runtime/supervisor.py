@@ -243,6 +243,10 @@ class Supervisor:
         """Whether `worker` is the ready one of its place (it wrote its pid there)."""
         return self.ready_pids[worker.link.index] == worker.pid
 
+    def every_place_ready(self) -> bool:
+        """Whether each place has its ready worker (none is loading)."""
+        return all(w is not None and self.is_ready(w) for w in self.workers)
+
     def incoming_for(self, index: int) -> Optional[Worker]:
         """The replacement loading for place `index`, if there is one."""
         incoming = self.incoming
@@ -342,9 +346,8 @@ class Supervisor:
         )
         if check_memory:
             self.memory_checked = now
-        for worker in self.workers:
-            if worker is None or not self.is_ready(worker):
-                return  # a place is loading: no replacement now
+        if not self.every_place_ready():
+            return  # a place is loading: no replacement now
         for index, worker in enumerate(self.workers):
             assert worker is not None
             reason = self._past_limit(worker, bool(check_memory))
@@ -438,9 +441,8 @@ class Supervisor:
             self.generation += 1
         if self.incoming or self.failed_generation == self.generation:
             return
-        for worker in self.workers:
-            if worker is None or not self.is_ready(worker):
-                return
+        if not self.every_place_ready():
+            return
         for index, worker in enumerate(self.workers):
             if worker is not None and worker.generation < self.generation:
                 self.spawn(index, "reloaded", beside=True)

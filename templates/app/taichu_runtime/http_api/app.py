@@ -69,8 +69,7 @@ class Endpoints:
         self.state = state
         self.guard = guard
         self.bodies = bodies
-        self._document: Optional[bytes] = None  # /openapi.json, once written
-        self._with_model = False  # whether it names the model's tensors
+        self._document: Optional[bytes] = None  # /openapi.json, once the model is in
         self._assets = docs_page.assets_directory()
 
     # -- health and metrics (never limited, never need the model) ---------------------
@@ -90,12 +89,15 @@ class Endpoints:
     # -- the API's description -------------------------------------------------------
 
     async def openapi(self) -> Response:
-        """Once the model is loaded, the document names its inputs and outputs."""
+        """Once the model is loaded, the document names its inputs and outputs (and
+        is written once); before, it is the routes alone."""
         host = self.state.host
-        if self._document is None or (host is not None and not self._with_model):
-            model = host.metadata() if host is not None else None
+        if host is None:
+            document = dumps(openapi_document(TITLE, GENERATOR_VERSION))
+            return Response(document, media_type="application/json")
+        if self._document is None:
+            model = host.metadata()
             self._document = dumps(openapi_document(TITLE, GENERATOR_VERSION, model))
-            self._with_model = model is not None
         return Response(self._document, media_type="application/json")
 
     async def docs(self) -> Response:

@@ -65,8 +65,10 @@ def test_one_failing_item_fails_only_its_request(batched):
     assert max(batch_sizes(server)[:-1]) > 1  # they did share a batch
 
 
-def test_a_lone_request_waits_no_longer_than_the_delay(batched):
-    server = batched("--max-batch-size", "8", "--max-batch-delay-ms", "30")
+def test_a_lone_request_is_not_held_for_the_delay(batched):
+    """Nothing else is on its way to the model: it runs at once (the bound of the
+    delay for requests still in _preprocess is a unit test of the batcher)."""
+    server = batched("--max-batch-size", "8", "--max-batch-delay-ms", "500")
     httpx.post(
         f"{server.http}/v2/models/{MODEL}/infer", json=body(1)
     )  # warm connection
@@ -74,8 +76,8 @@ def test_a_lone_request_waits_no_longer_than_the_delay(batched):
     reply = httpx.post(f"{server.http}/v2/models/{MODEL}/infer", json=body(1))
     elapsed = time.perf_counter() - started
     assert reply.status_code == 200
-    # The delay, the 5 ms model, little else (not a wait for a full batch of 8).
-    assert 0.030 <= elapsed < 0.030 + 0.25
+    # The 5 ms model and little else, not the 500 ms delay.
+    assert elapsed < 0.25
 
 
 def test_batching_multiplies_throughput(batched):

@@ -91,6 +91,90 @@ def test_a_batch_is_bounded_and_each_result_goes_to_its_request():
     asyncio.run(main())
 
 
+def test_a_free_model_takes_a_lone_request_at_once():
+    """Nothing else is on its way: waiting max_batch_delay_ms would only add latency."""
+
+    async def main():
+        async def run_batch(items, contexts):
+            return items
+
+        batcher = Batcher(run_batch, max_size=8, max_delay=5.0)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        assert await batcher.submit(1, {}, wanted) == 1
+        assert loop.time() - started < 0.5
+
+    asyncio.run(main())
+
+
+def test_a_batch_waits_for_the_requests_still_in_preprocess():
+    async def main():
+        batches = []
+
+        async def run_batch(items, contexts):
+            batches.append(items)
+            return items
+
+        batcher = Batcher(run_batch, max_size=8, max_delay=5.0)
+        for _ in range(3):
+            batcher.expect()
+        first = asyncio.ensure_future(batcher.submit(0, {}, wanted, expected=True))
+        await asyncio.sleep(0.05)
+        assert batches == []  # two more are coming
+        rest = [batcher.submit(i, {}, wanted, expected=True) for i in (1, 2)]
+        assert await asyncio.gather(first, *rest) == [0, 1, 2]
+        assert batches == [[0, 1, 2]]
+
+    asyncio.run(main())
+
+
+def test_a_batch_waits_no_longer_than_the_delay_for_what_is_coming():
+    async def main():
+        batches = []
+
+        async def run_batch(items, contexts):
+            batches.append(items)
+            return items
+
+        batcher = Batcher(run_batch, max_size=8, max_delay=0.05)
+        batcher.expect()
+        batcher.expect()  # this one never arrives
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        assert await batcher.submit(0, {}, wanted, expected=True) == 0
+        assert 0.04 <= loop.time() - started < 1.0
+        batcher.not_coming()
+        assert batcher.coming == 0
+
+    asyncio.run(main())
+
+
+def test_requests_arriving_while_the_model_is_busy_gather_into_the_next_batch():
+    async def main():
+        batches = []
+        running = []
+
+        async def run_batch(items, contexts):
+            running.append(1)
+            assert len(running) == 1  # one batch at a time: places=1
+            batches.append(items)
+            await asyncio.sleep(0.05)
+            running.pop()
+            return items
+
+        batcher = Batcher(run_batch, max_size=4, max_delay=5.0)
+        first = asyncio.ensure_future(batcher.submit(0, {}, wanted))
+        await asyncio.sleep(0.01)  # the model now runs [0]
+        later = []
+        for i in range(1, 7):
+            later.append(asyncio.ensure_future(batcher.submit(i, {}, wanted)))
+            await asyncio.sleep(0.001)
+        await asyncio.gather(first, *later)
+        assert batches == [[0], [1, 2, 3, 4], [5, 6]]
+
+    asyncio.run(main())
+
+
 def test_a_batch_result_of_the_wrong_length_fails_the_batch():
     async def main():
         async def run_batch(items, contexts):

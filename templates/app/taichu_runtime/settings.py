@@ -147,7 +147,12 @@ OPTIONS = (
         "clients see the model's exception text, not only the request id",
     ),
     Option("batching", "max_batch_size", 0, "requests per _inference call; 0/1: off"),
-    Option("batching", "max_batch_delay_ms", 5.0, "longest wait for a batch to fill"),
+    Option(
+        "batching",
+        "max_batch_delay_ms",
+        5.0,
+        "longest wait for requests on their way to a batch",
+    ),
 )
 
 # [resources]: what the Kubernetes and KServe manifests ask for. `taichu_serve build`

@@ -2,18 +2,25 @@
 """Dynamic batching: concurrent requests share one `_inference` call.
 
 With `[batching] max_batch_size` > 1, each request runs `_preprocess` on its own; the
-preprocessed results wait here until `max_batch_size` are gathered or the first has
-waited `max_batch_delay_ms`; then `_inference(batch, contexts)` gets the list of them
-(and their contexts) and returns a list of the same length, in the same order. A
-request whose client stopped waiting meanwhile is left out of the batch. Each
-result goes back to its own request, which runs `_postprocess` on its own. An item
-of the returned list that is an Exception fails only its request; an `_inference` that
-raises, or returns a list of another length, fails the requests of that batch.
+preprocessed results wait here for the model, which takes them as one batch when it is
+free (as many batches at once as it has threads, one unless the service is
+thread-safe). A free model starts a batch at once when it is full, or when no admitted
+request is still on its way here (in `_preprocess`): waiting would then only add
+latency. Otherwise it waits for those, at most `max_batch_delay_ms` from when the
+batch's first request arrived or the model became free, whichever is later. While the
+model is busy, arriving requests gather into the next batch. `_inference(batch,
+contexts)` gets the list of them (and their contexts) and returns a list of the same
+length, in the same order. A request whose client stopped waiting meanwhile is left
+out of the batch. Each result goes back to its own request, which runs `_postprocess`
+on its own. An item of the returned list that is an Exception fails only its request;
+an `_inference` that raises, or returns a list of another length, fails the requests
+of that batch.
 """
 
 import asyncio
+import collections
 import logging
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
 from ..errors import ModelFailed
 
@@ -28,56 +35,95 @@ class Batcher:
         max_delay: float,
         metrics=None,
         dropped: Callable[[], Exception] = ModelFailed,
+        places: int = 1,
     ) -> None:
         self.run_batch = run_batch  # async: (items, contexts) -> list of results
         self.dropped = dropped  # the error of a request left out: nobody waits for it
         self.max_size = max_size
         self.max_delay = max_delay
         self.metrics = metrics
-        self._pending: List[Tuple[Any, Dict[str, Any], asyncio.Future, Callable]] = []
+        self.places = places  # batches that may run at once
+        self.running = 0
+        self.coming = 0  # requests admitted that are still in _preprocess
+        self._free_since = 0.0  # loop time the model last became free
+        # (item, context, future, abandoned, arrival time), oldest first
+        self._pending: Deque[
+            Tuple[Any, Dict[str, Any], asyncio.Future, Callable, float]
+        ]
+        self._pending = collections.deque()
         self._timer: Optional[asyncio.TimerHandle] = None
+        self._scheduled = False
+
+    def expect(self) -> None:
+        """A request starts its `_preprocess`: a batch may wait for it."""
+        self.coming += 1
+
+    def not_coming(self) -> None:
+        """An expected request will not arrive (its `_preprocess` failed)."""
+        self.coming -= 1
+        self._schedule()
 
     async def submit(
-        self, item: Any, context: Dict[str, Any], abandoned: Callable[[], bool]
+        self,
+        item: Any,
+        context: Dict[str, Any],
+        abandoned: Callable[[], bool],
+        expected: bool = False,
     ) -> Any:
-        future = asyncio.get_running_loop().create_future()
-        self._pending.append((item, context, future, abandoned))
-        if len(self._pending) >= self.max_size:
-            self._flush()
-        elif self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(
-                self.max_delay, self._flush
-            )
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._pending.append((item, context, future, abandoned, loop.time()))
+        if expected:
+            self.coming -= 1
+        self._schedule()
         return await future
 
-    def _flush(self) -> None:
+    def _schedule(self) -> None:
+        """Decide at the end of this loop iteration, so that the requests arriving in
+        it (a bulk hand-back of `_preprocess` results, say) share a batch."""
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._dispatch)
+
+    def _dispatch(self) -> None:
+        self._scheduled = False
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self._drop_abandoned()
-        while self._pending:
-            batch, self._pending = (
-                self._pending[: self.max_size],
-                self._pending[self.max_size :],
-            )
-            asyncio.ensure_future(self._run(batch))
-            if len(self._pending) < self.max_size:
-                break
-        if self._pending and self._timer is None:
-            loop = asyncio.get_running_loop()
-            self._timer = loop.call_later(self.max_delay, self._flush)
+        loop = asyncio.get_running_loop()
+        while self._pending and self.running < self.places:
+            waited = loop.time() - max(self._pending[0][4], self._free_since)
+            full = len(self._pending) >= self.max_size
+            if not (full or self.coming <= 0 or waited >= self.max_delay):
+                self._timer = loop.call_later(self.max_delay - waited, self._dispatch)
+                return
+            batch = self._take_batch()
+            if batch:
+                self.running += 1
+                asyncio.ensure_future(self._run(batch))
 
-    def _drop_abandoned(self) -> None:
-        kept = []
-        for entry in self._pending:
-            if entry[3]():
-                if not entry[2].done():
-                    entry[2].set_exception(self.dropped())
-            else:
-                kept.append(entry)
-        self._pending = kept
+    def _take_batch(self) -> list:
+        """Up to max_size of the oldest requests, leaving out (and failing) those
+        nobody waits for any more. Only the requests taken are looked at: the rest
+        may be many, and this runs for every batch."""
+        batch: list = []
+        while self._pending and len(batch) < self.max_size:
+            entry = self._pending.popleft()
+            if not entry[3]():
+                batch.append(entry)
+            elif not entry[2].done():
+                entry[2].set_exception(self.dropped())
+        return batch
 
     async def _run(self, batch) -> None:
+        try:
+            await self._settle(batch)
+        finally:
+            self.running -= 1
+            self._free_since = asyncio.get_running_loop().time()
+            self._schedule()
+
+    async def _settle(self, batch) -> None:
         items = [entry[0] for entry in batch]
         contexts = [entry[1] for entry in batch]
         if self.metrics is not None:
@@ -95,11 +141,11 @@ class Batcher:
                     f"{len(batch)} results, not {got}"
                 )
         except Exception as error:
-            for _, _, future, _ in batch:
+            for _, _, future, _, _ in batch:
                 if not future.done():
                     future.set_exception(error)
             return
-        for (_, _, future, _), result in zip(batch, results):
+        for (_, _, future, _, _), result in zip(batch, results):
             if future.done():
                 continue
             if isinstance(result, Exception):

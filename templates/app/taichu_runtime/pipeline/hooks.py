@@ -89,6 +89,7 @@ class Hooks:
                 max_batch_delay,
                 metrics,
                 dropped=self.dropped,
+                places=threads.count,
             )
         all_sync = not any(inspect.iscoroutinefunction(h) for h in self._hooks)
         self.on_model_threads = self.batcher is None and all_sync
@@ -146,9 +147,14 @@ class Hooks:
         A request `abandoned` before its turn is dropped (host.py), and left out of
         the batch it would have joined."""
         if self.batcher is not None:
-            self._check_wanted(abandoned)
-            data = await self._run_stage(0, data, context)
-            data = await self.batcher.submit(data, context, abandoned)
+            self.batcher.expect()
+            try:
+                self._check_wanted(abandoned)
+                data = await self._run_stage(0, data, context)
+            except BaseException:
+                self.batcher.not_coming()
+                raise
+            data = await self.batcher.submit(data, context, abandoned, expected=True)
             return await self._run_stage(2, data, context)
         if self._lock is not None:
             await self._lock.acquire()

@@ -86,7 +86,7 @@ class ModelThreads:
         self._finished: list = []  # results not yet taken by the loop
         self._finished_lock = threading.Lock()
         self._loop: Optional[asyncio.AbstractEventLoop] = None
-        self._count = count
+        self.count = count
         self._awaited: set = set()  # outcomes gRPC threads wait for (see cut_off)
         # thread -> time.monotonic() when the job it runs began (0: none): the
         # watchdog's measure of progress (watchdog.py).
@@ -166,7 +166,7 @@ class ModelThreads:
 
     def _hand_over(self) -> None:
         jobs, self._submitted = self._submitted, []
-        if self._count == 1:
+        if self.count == 1:
             self._jobs.put(jobs)  # one wake-up for all of them
         else:
             for job in jobs:  # each to whichever thread is free first
@@ -177,7 +177,7 @@ class ModelThreads:
         while True:
             jobs = self._jobs.get()
             with self._turn:
-                if self._count == 1:
+                if self.count == 1:
                     jobs = self._and_queued(jobs)
                 for job in jobs:
                     since[thread] = clock()

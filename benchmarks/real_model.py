@@ -1,0 +1,271 @@
+"""A CPU model of real cost with dynamic batching, against MLServer's adaptive batching.
+
+    python benchmarks/real_model.py --rounds 2 --duration 8
+
+The model is benchmarks/models/mlp_model.py (256 -> 1024 -> 1024 -> 16, numpy, one
+BLAS thread): the same code runs in the generated server (benchmarks/services/mlp.py,
+max_batch_size and max_batch_delay_ms) and in MLServer 1.7 (a custom runtime with
+max_batch_size and max_batch_time), both with and without MLServer's inference pool
+(parallel_workers 1 and 0). Each server is pinned to CPU 0, wrk to CPU 1; every
+request is x [1, 256] as v2 JSON; one answer per server is checked against the model
+run here. For each concurrency: answers per second, p50 and p99. Servers are started
+in turn, their order rotating by round; medians over rounds. Writes table.md,
+raw.json and real_model.png (throughput and p99 against concurrency) to --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+import httpx
+import numpy as np
+from charts import curves
+from common import BENCH, REPO, free_port, render_project, results_dir, server_command
+
+sys.path.insert(0, str(BENCH))
+sys.path.insert(0, str(REPO / "benchmarks" / "models"))
+import bench  # noqa: E402
+from mlp_model import INPUTS, MLP  # noqa: E402
+
+ANCHORS = Path(os.environ.get("ANCHORS_DIR", "/opt/anchors"))
+MODEL_FILE = REPO / "benchmarks" / "models" / "mlp_model.py"
+ONE_BLAS_THREAD = {
+    "OPENBLAS_NUM_THREADS": "1",
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+}
+
+MLSERVER_RUNTIME = """
+from mlserver import MLModel
+from mlserver.codecs import NumpyCodec
+from mlserver.types import InferenceRequest, InferenceResponse
+
+from mlp_model import MLP
+
+
+class MLPRuntime(MLModel):
+    async def load(self) -> bool:
+        self.model = MLP()
+        return True
+
+    async def predict(self, payload: InferenceRequest) -> InferenceResponse:
+        x = NumpyCodec.decode_input(payload.inputs[0])
+        y = self.model(x)
+        return InferenceResponse(
+            model_name=self.name, outputs=[NumpyCodec.encode_output("y", y)]
+        )
+"""
+
+
+def mlserver_dir(directory: Path, batch: int, delay_ms: float) -> Path:
+    directory.mkdir()
+    shutil.copy(MODEL_FILE, directory)
+    (directory / "mlp_runtime.py").write_text(MLSERVER_RUNTIME)
+    (directory / "settings.json").write_text(json.dumps({"host": "127.0.0.1"}))
+    settings = {"name": "mlp", "implementation": "mlp_runtime.MLPRuntime"}
+    if batch > 1:
+        settings |= {"max_batch_size": batch, "max_batch_time": delay_ms / 1000}
+    (directory / "model-settings.json").write_text(json.dumps(settings))
+    return directory
+
+
+def servers(tmp: Path, batch: int, delay_ms: float, only: list[str]) -> dict:
+    """name -> (command with {http}/{grpc}/{metrics}, cwd, environment, model name)"""
+    project = render_project(tmp / "project", "mlp")
+    shutil.copy(MODEL_FILE, project)
+    ours = {
+        "TAICHU_MAX_BATCH_SIZE": str(batch),
+        "TAICHU_MAX_BATCH_DELAY_MS": str(delay_ms),
+    }
+    mlserver = mlserver_dir(tmp / "mlserver", batch, delay_ms)
+    ml_env = {
+        "MLSERVER_HTTP_PORT": "{http}",
+        "MLSERVER_GRPC_PORT": "{grpc}",
+        "MLSERVER_METRICS_PORT": "{metrics}",
+        "PYTHONPATH": str(mlserver),
+    }
+    mlserver_cmd = f"{ANCHORS / 'mlserver' / 'bin' / 'mlserver'} start ."
+    every = {
+        "taichu-3": (server_command(project, ours), None, {}, "ModelService"),
+        "mlserver": (mlserver_cmd, mlserver, ml_env, "mlp"),
+        "mlserver-pw0": (
+            mlserver_cmd,
+            mlserver,
+            ml_env | {"MLSERVER_PARALLEL_WORKERS": "0"},
+            "mlp",
+        ),
+    }
+    return {name: every[name] for name in only}
+
+
+def request_body(rng: np.random.Generator) -> tuple[bytes, np.ndarray]:
+    x = rng.standard_normal((1, INPUTS)).astype(np.float32)
+    document = {
+        "inputs": [
+            {
+                "name": "x",
+                "shape": [1, INPUTS],
+                "datatype": "FP32",
+                "data": x.ravel().tolist(),
+            }
+        ]
+    }
+    return json.dumps(document).encode(), x
+
+
+def check_answer(url: str, body: bytes, x: np.ndarray) -> None:
+    answer = httpx.post(url, content=body, headers={"content-type": "application/json"})
+    answer.raise_for_status()
+    output = answer.json()["outputs"][0]
+    y = np.asarray(output["data"], np.float32).reshape(output["shape"])
+    if not np.allclose(y, MLP()(x), rtol=1e-3, atol=1e-4):
+        raise RuntimeError(f"{url} answered another y: {output}")
+
+
+def measure(name, spec, args, work: Path, body: bytes, x: np.ndarray) -> dict:
+    command, cwd, env, model = spec
+    ports = {"http": free_port(), "grpc": free_port(), "metrics": free_port()}
+    server_env = {k: v.format(**ports) for k, v in (ONE_BLAS_THREAD | env).items()}
+    server = bench.Server(
+        command.format(**ports),
+        str(cwd) if cwd else None,
+        server_env,
+        "0",
+        str(work / f"{name}.log"),
+    )
+    http = f"http://127.0.0.1:{ports['http']}"
+    url = f"{http}/v2/models/{model}/infer"
+    server.start()
+    cells = {}
+    try:
+        server.wait_ready(
+            lambda: bench.http_get_status(f"{http}/v2/health/ready") == 200, 120
+        )
+        check_answer(url, body, x)
+        for concurrency in args.concurrency:
+            server.wait_idle()
+            cells[concurrency] = bench.run_wrk(
+                url, body, concurrency, args.duration, args.warmup, "1", str(work), 30
+            )
+            print(
+                f"  {name} c{concurrency}: {cells[concurrency]['rps']:.0f}/s "
+                f"p50 {cells[concurrency]['p50_ms']:.1f} ms "
+                f"p99 {cells[concurrency]['p99_ms']:.1f} ms "
+                f"errors {cells[concurrency]['errors']}",
+                flush=True,
+            )
+    finally:
+        server.stop()
+    return cells
+
+
+def median_cells(runs: list[dict], concurrencies: list[int]) -> dict:
+    return {
+        c: {
+            key: statistics.median(run[c][key] for run in runs)
+            for key in ("rps", "p50_ms", "p99_ms", "errors")
+        }
+        | {
+            "range": (
+                min(run[c]["rps"] for run in runs),
+                max(run[c]["rps"] for run in runs),
+            )
+        }
+        for c in concurrencies
+    }
+
+
+def table(results: dict, concurrencies: list[int]) -> str:
+    peers = [name for name in results if name.startswith("mlserver")]
+    lines = [
+        "| server | in flight | answers/s (range) | p50 ms | p99 ms | errors |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, cells in results.items():
+        for c in concurrencies:
+            cell = cells[c]
+            low, high = cell["range"]
+            lines.append(
+                f"| {name} | {c} | {cell['rps']:.0f} ({low:.0f}-{high:.0f}) "
+                f"| {cell['p50_ms']:.1f} | {cell['p99_ms']:.1f} | {cell['errors']:.0f} |"
+            )
+    if "taichu-3" in results and peers:
+        lines += [
+            "",
+            "| in flight | "
+            + " | ".join(f"throughput / {p} | p99 / {p}" for p in peers)
+            + " |",
+            "|---:|" + "---:|---:|" * len(peers),
+        ]
+        ours = results["taichu-3"]
+        for c in concurrencies:
+            ratios = [
+                (
+                    f"{ours[c]['rps'] / results[p][c]['rps']:.2f}× | "
+                    f"{ours[c]['p99_ms'] / results[p][c]['p99_ms']:.2f}×"
+                    if results[p][c]["rps"]
+                    else "n/a | n/a"
+                )
+                for p in peers
+            ]
+            lines.append(f"| {c} | " + " | ".join(ratios) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--duration", type=float, default=8)
+    parser.add_argument("--warmup", type=float, default=2)
+    parser.add_argument("--concurrency", default="1,16,64,256")
+    parser.add_argument("--batch", type=int, default=32, help="max batch size, both")
+    parser.add_argument("--delay-ms", type=float, default=5, help="longest batch wait")
+    parser.add_argument("--servers", default="taichu-3,mlserver,mlserver-pw0")
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+    args.concurrency = [int(c) for c in args.concurrency.split(",")]
+
+    out = results_dir(args.out)
+    body, x = request_body(np.random.default_rng(1))
+    runs: dict[str, list[dict]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        specs = servers(Path(tmp), args.batch, args.delay_ms, args.servers.split(","))
+        names = list(specs)
+        for round_ in range(args.rounds):
+            order = names[round_ % len(names) :] + names[: round_ % len(names)]
+            print(f"round {round_ + 1}: {', '.join(order)}", flush=True)
+            for name in order:
+                bench.wait_cpu_idle("0,1")
+                cells = measure(name, specs[name], args, out, body, x)
+                runs.setdefault(name, []).append(cells)
+    results = {name: median_cells(runs[name], args.concurrency) for name in runs}
+    (out / "raw.json").write_text(json.dumps(runs, indent=1))
+    (out / "table.md").write_text(table(results, args.concurrency))
+    curves(
+        out / "real_model.png",
+        f"MLP 256-1024-1024-16, batches of up to {args.batch}, HTTP JSON, 1 core",
+        args.concurrency,
+        {
+            name: [cells[c]["rps"] for c in args.concurrency]
+            for name, cells in results.items()
+        },
+        {
+            name: [cells[c]["p99_ms"] for c in args.concurrency]
+            for name, cells in results.items()
+        },
+    )
+    print((out / "table.md").read_text())
+    print(f"results: {out}")
+
+
+if __name__ == "__main__":
+    main()

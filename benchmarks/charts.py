@@ -13,6 +13,7 @@ def curves(
     p99_ms: dict[str, list[float]],
     x_label: str = "requests in flight",
     throughput_label: str = "answers per second",
+    latency_label: str = "p99 latency, ms",
 ) -> None:
     """Two panels side by side: throughput and p99 against x, one line per server."""
     import matplotlib
@@ -25,7 +26,7 @@ def curves(
         left.plot(x, values, marker="o", label=name)
     for name, values in p99_ms.items():
         right.plot(x, values, marker="o", label=name)
-    for axes, label in ((left, throughput_label), (right, "p99 latency, ms")):
+    for axes, label in ((left, throughput_label), (right, latency_label)):
         axes.set_xscale("log", base=2)
         axes.set_xticks(x, [str(v) for v in x])
         axes.set_xlabel(x_label)

@@ -4,12 +4,14 @@ the same answers for every kind of service."""
 
 import asyncio
 import threading
+import time
 
 import numpy as np
 import pytest
 
 from taichu_runtime.errors import InvalidInput, ModelFailed, TooManyRequests
 from taichu_runtime.pipeline import ModelHost
+from taichu_runtime.pipeline.streams import READ_AHEAD
 from taichu_runtime.protocol import InferRequest
 from taichu_runtime.service import Service
 
@@ -193,6 +195,43 @@ def test_an_abandoned_stream_is_closed():
     next(items)
     items.close()
     assert closed.wait(5)
+
+
+def pulled_ahead(step_seconds: float, items: int = 40) -> int:
+    """How many items a stream's generator had produced beyond those the reader had
+    taken, at most, when each item takes `step_seconds` to make."""
+    taken = [0]
+    most = [0]
+
+    class Generator(Service):
+        def _postprocess(self, data, context):
+            def items_():
+                for made in range(1, items + 1):
+                    if step_seconds:
+                        time.sleep(step_seconds)
+                    most[0] = max(most[0], made - taken[0])
+                    yield {"y": np.array([made])}
+
+            return items_()
+
+    host = ModelHost(Generator("/nowhere"), "m", "1")
+
+    async def run():
+        async for _ in host.stream(request([1])):
+            taken[0] += 1
+            await asyncio.sleep(0.001)  # a reader slower than the generator
+
+    asyncio.run(run())
+    assert taken[0] == items
+    return most[0]
+
+
+def test_quick_stream_items_are_pulled_a_few_ahead_and_slow_ones_one_at_a_time():
+    """Several quick items share a hand-over to the model thread; a slow generator
+    is not run ahead of its reader, so that other requests get the thread between
+    its items (and a reader that stops does not leave work done for nobody)."""
+    assert 2 <= pulled_ahead(0) <= READ_AHEAD + 1
+    assert pulled_ahead(0.002, items=10) == 1
 
 
 def test_a_full_queue_turns_requests_away_on_both_doors():

@@ -9,9 +9,12 @@ closed, so the generator's `finally` runs.
 """
 
 import asyncio
+import collections
 import logging
+import math
+import time
 from collections.abc import AsyncIterator, Iterator, Mapping
-from typing import Any, AsyncGenerator, Generator
+from typing import Any, AsyncGenerator, Deque, Generator, List
 
 from .hooks import Failures
 from .threads import ModelThreads
@@ -19,6 +22,10 @@ from .threads import ModelThreads
 logger = logging.getLogger("taichu_runtime")
 
 _END = object()
+# A generator whose items take under QUICK_STEP seconds each is asked for up to
+# READ_AHEAD items at once: another request then waits at most about 4 ms for the thread.
+QUICK_STEP = 0.0005
+READ_AHEAD = 8
 
 
 def is_stream(result: Any) -> bool:
@@ -39,23 +46,38 @@ class StreamItems:
     async def pulled(
         self, iterator: Iterator, request_id: str
     ) -> AsyncGenerator[Any, None]:
-        """A sync iterator's items, each pulled on the model thread in its turn."""
-        stepping = False  # next() is running on the model thread
+        """A sync iterator's items, each pulled on the model thread in its turn.
+
+        Items that come quickly (the last step took under QUICK_STEP seconds) are
+        asked for up to READ_AHEAD at a time, so that one hand-over to the model thread
+        and back carries several (a model thread takes the jobs handed over together
+        in one turn); a slower generator is asked for one item at a time, so that
+        other requests get the thread between two of its items."""
+        ahead = READ_AHEAD if self._threads.count == 1 else 1  # no next() in parallel
+        steps: Deque[asyncio.Future] = collections.deque()
+        in_flight = 0  # next() calls not yet returned on the model thread
         close_when_stepped = False
         finished = False
+        last_step = [math.inf]  # seconds the last next() took; unknown at first
 
         def step_over() -> None:
-            nonlocal stepping
-            stepping = False
-            if close_when_stepped:
+            nonlocal in_flight
+            in_flight -= 1
+            if close_when_stepped and not in_flight:
                 self.close(iterator)
 
         try:
             while True:
-                stepping = True
-                step = self._threads.submit(self._next, iterator, on_done=step_over)
+                wanted = ahead if last_step[0] < QUICK_STEP else 1
+                while len(steps) < wanted:
+                    in_flight += 1
+                    steps.append(
+                        self._threads.submit(
+                            self._timed_next, iterator, last_step, on_done=step_over
+                        )
+                    )
                 try:
-                    item = await step
+                    item = await steps.popleft()
                 except Exception as error:
                     finished = True
                     what = "a streamed item failed"
@@ -65,10 +87,12 @@ class StreamItems:
                     return
                 yield item
         finally:
+            for step in steps:  # asked ahead, not taken: nobody reads them now
+                step.cancel()
             if not finished:
                 # Cancelled or abandoned: close the generator on the model thread, once
-                # the step in progress, if any, is over.
-                if stepping:
+                # the steps in progress, if any, are over.
+                if in_flight:
                     close_when_stepped = True
                 else:
                     self.close(iterator)
@@ -109,6 +133,13 @@ class StreamItems:
             close = getattr(iterator, "aclose", None)
             if close is not None:
                 await close()
+
+    def _timed_next(self, iterator: Iterator, last_step: List[float]) -> Any:
+        started = time.perf_counter()
+        try:
+            return self._next(iterator)
+        finally:
+            last_step[0] = time.perf_counter() - started
 
     def _next(self, iterator: Iterator) -> Any:
         with self.tracing.span("stream item"):

@@ -14,6 +14,7 @@ def curves(
     x_label: str = "requests in flight",
     throughput_label: str = "answers per second",
     latency_label: str = "p99 latency, ms",
+    throughput_log: bool = False,
 ) -> None:
     """Two panels side by side: throughput and p99 against x, one line per server."""
     import matplotlib
@@ -33,7 +34,10 @@ def curves(
         axes.set_ylabel(label)
         axes.grid(True, alpha=0.3)
     right.set_yscale("log")
-    left.set_ylim(bottom=0)
+    if throughput_log:
+        left.set_yscale("log")
+    else:
+        left.set_ylim(bottom=0)
     left.legend()
     figure.suptitle(title)
     figure.tight_layout()

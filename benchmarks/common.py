@@ -3,12 +3,15 @@ the command line of its server, free ports and the results directory."""
 
 from __future__ import annotations
 
+import io
 import os
 import shlex
 import shutil
 import socket
 import subprocess
 import sys
+import tarfile
+import tempfile
 import time
 from pathlib import Path
 
@@ -27,6 +30,22 @@ def render_project(directory: Path, service: str) -> Path:
     if service:  # else the documented identity customize_service.py
         shutil.copy(SERVICES / f"{service}.py", directory / "customize_service.py")
     return directory
+
+
+def runtime_from(project: Path, revision: str) -> Path:
+    """Give `project` the runtime of git `revision` instead of its own: the same project
+    served by an earlier commit, to measure a change side by side."""
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", revision, "templates/app/taichu_runtime"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    with tempfile.TemporaryDirectory() as tmp:
+        tarfile.open(fileobj=io.BytesIO(archive)).extractall(tmp)
+        shutil.rmtree(project / "taichu_runtime")
+        shutil.move(Path(tmp) / "templates/app/taichu_runtime", project)
+    (project / "taichu_runtime" / "requirements.txt.jinja").unlink(missing_ok=True)
+    return project
 
 
 def server_command(project: Path, env: dict) -> str:

@@ -27,7 +27,15 @@ from pathlib import Path
 import httpx
 import numpy as np
 from charts import curves
-from common import BENCH, REPO, free_port, render_project, results_dir, server_command
+from common import (
+    BENCH,
+    REPO,
+    free_port,
+    render_project,
+    results_dir,
+    runtime_from,
+    server_command,
+)
 
 sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(REPO / "benchmarks" / "models"))
@@ -76,7 +84,9 @@ def mlserver_dir(directory: Path, batch: int, delay_ms: float) -> Path:
     return directory
 
 
-def servers(tmp: Path, batch: int, delay_ms: float, only: list[str]) -> dict:
+def servers(
+    tmp: Path, batch: int, delay_ms: float, only: list[str], before: list[str]
+) -> dict:
     """name -> (command with {http}/{grpc}/{metrics}, cwd, environment, model name)"""
     project = render_project(tmp / "project", "mlp")
     shutil.copy(MODEL_FILE, project)
@@ -84,6 +94,17 @@ def servers(tmp: Path, batch: int, delay_ms: float, only: list[str]) -> dict:
         "TAICHU_MAX_BATCH_SIZE": str(batch),
         "TAICHU_MAX_BATCH_DELAY_MS": str(delay_ms),
     }
+    earlier = {}
+    for revision in before:
+        directory = render_project(tmp / f"project-{revision}", "mlp")
+        shutil.copy(MODEL_FILE, directory)
+        runtime_from(directory, revision)
+        earlier[f"taichu-{revision}"] = (
+            server_command(directory, ours),
+            None,
+            {},
+            "ModelService",
+        )
     mlserver = mlserver_dir(tmp / "mlserver", batch, delay_ms)
     ml_env = {
         "MLSERVER_HTTP_PORT": "{http}",
@@ -102,7 +123,7 @@ def servers(tmp: Path, batch: int, delay_ms: float, only: list[str]) -> dict:
             "mlp",
         ),
     }
-    return {name: every[name] for name in only}
+    return {name: every[name] for name in only} | earlier
 
 
 def request_body(rng: np.random.Generator) -> tuple[bytes, np.ndarray]:
@@ -183,7 +204,7 @@ def median_cells(runs: list[dict], concurrencies: list[int]) -> dict:
 
 
 def table(results: dict, concurrencies: list[int]) -> str:
-    peers = [name for name in results if name.startswith("mlserver")]
+    peers = [name for name in results if name != "taichu-3"]
     lines = [
         "| server | in flight | answers/s (range) | p50 ms | p99 ms | errors |",
         "|---|---:|---:|---:|---:|---:|",
@@ -230,6 +251,12 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32, help="max batch size, both")
     parser.add_argument("--delay-ms", type=float, default=5, help="longest batch wait")
     parser.add_argument("--servers", default="taichu-3,mlserver,mlserver-pw0")
+    parser.add_argument(
+        "--before",
+        default="",
+        help="comma list of git revisions: their runtime serves the same project "
+        "beside this one (e.g. the commit before a change)",
+    )
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
@@ -238,7 +265,13 @@ def main() -> None:
     body, x = request_body(np.random.default_rng(1))
     runs: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        specs = servers(Path(tmp), args.batch, args.delay_ms, args.servers.split(","))
+        specs = servers(
+            Path(tmp),
+            args.batch,
+            args.delay_ms,
+            args.servers.split(","),
+            list(filter(None, args.before.split(","))),
+        )
         names = list(specs)
         for round_ in range(args.rounds):
             order = names[round_ % len(names) :] + names[: round_ % len(names)]

@@ -30,7 +30,15 @@ import time
 from pathlib import Path
 
 from charts import curves
-from common import BENCH, REPO, free_port, render_project, results_dir, server_command
+from common import (
+    BENCH,
+    REPO,
+    free_port,
+    render_project,
+    results_dir,
+    runtime_from,
+    server_command,
+)
 
 sys.path.insert(0, str(BENCH))
 import bench  # noqa: E402
@@ -68,9 +76,19 @@ V2_PROMPT = {
 }
 
 
-def servers(tmp: Path, only: list[str]) -> dict:
+def servers(tmp: Path, only: list[str], before: list[str]) -> dict:
     """name -> (command with {http}/{grpc}/{metrics}, cwd, env, model, SSE body)"""
     project = render_project(tmp / "project", "tokens")
+    earlier = {}
+    for revision in before:
+        directory = runtime_from(render_project(tmp / revision, "tokens"), revision)
+        earlier[f"taichu-{revision}"] = (
+            server_command(directory, {}),
+            None,
+            {},
+            "ModelService",
+            json.dumps({"text_input": "hello"}).encode(),
+        )
     mlserver = tmp / "mlserver"
     mlserver.mkdir()
     (mlserver / "token_runtime.py").write_text(MLSERVER_RUNTIME)
@@ -107,7 +125,7 @@ def servers(tmp: Path, only: list[str]) -> dict:
             v2_prompt,
         ),
     }
-    return {name: every[name] for name in only}
+    return {name: every[name] for name in only} | earlier
 
 
 # -- the client (a process of its own, pinned to CPU 1) --------------------------------
@@ -312,6 +330,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=6)
     parser.add_argument("--streams", default="1,64")
     parser.add_argument("--servers", default="taichu-3,bare,mlserver-pw0")
+    parser.add_argument(
+        "--before",
+        default="",
+        help="comma list of git revisions: their runtime serves the same project "
+        "beside this one",
+    )
     parser.add_argument("--out", default=None)
     parser.add_argument("--client", help=argparse.SUPPRESS)  # the client process
     args = parser.parse_args()
@@ -323,7 +347,11 @@ def main() -> None:
     out = results_dir(args.out)
     runs: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        specs = servers(Path(tmp), args.servers.split(","))
+        specs = servers(
+            Path(tmp),
+            args.servers.split(","),
+            list(filter(None, args.before.split(","))),
+        )
         names = list(specs)
         for round_ in range(args.rounds):
             order = names[round_ % len(names) :] + names[: round_ % len(names)]

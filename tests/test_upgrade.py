@@ -47,14 +47,15 @@ def newer_generator(tmp_path_factory) -> Path:
     config = app / "config.ini.jinja"
     config.write_text(config.read_text() + "\n[future]\n# New in 9.9.0.\nnew_key = 1\n")
     settings = app / "taichu_runtime" / "settings.py"  # where a key is declared
+    text = settings.read_text()
+    end_of_options = text.index("\n)\n", text.index('"max_batch_delay_ms"'))
+    text = (
+        text[:end_of_options]
+        + '\n    Option("future", "new_key", 1, "new in 9.9.0"),'
+        + text[end_of_options:]
+    )
     settings.write_text(
-        settings.read_text()
-        .replace(
-            '"longest wait for a batch to fill"),\n)',
-            '"longest wait for a batch to fill"),\n'
-            '    Option("future", "new_key", 1, "new in 9.9.0"),\n)',
-        )
-        .replace(
+        text.replace(
             "    max_batch_delay_ms: float\n",
             "    max_batch_delay_ms: float\n    new_key: int\n",
         )

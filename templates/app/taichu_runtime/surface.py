@@ -85,6 +85,7 @@ def path_regex(route: HttpRoute) -> "re.Pattern[str]":
 
 
 (INFER_ROUTE,) = [route for route in HTTP_ROUTES if route.handler == "infer"]
+(STREAM_ROUTE,) = [r for r in HTTP_ROUTES if r.handler == "generate_stream"]
 
 V2_SERVICE = "inference.GRPCInferenceService"
 LEGACY_SERVICE = "taichu_infer.GRPCInferenceService"  # taichu-serve 2.x's

@@ -1,0 +1,227 @@
+"""Throughput and memory from 1 KiB to 64 MiB tensors, HTTP with the binary extension.
+
+    python benchmarks/tensor_sizes.py --rounds 3 --seconds 4
+
+One FP32 tensor of each size goes to the generated identity server and comes back
+(binary in and out, as tritonclient sends it with binary_data=True); the same bytes go
+to a bare ASGI echo on uvicorn (benchmarks/reference/bytes_echo.py), which answers
+with what it was sent and parses nothing: the stack's ceiling. wrk sends them one at a
+time (1 connection) and, with --connections, several at once. Reported: MB/s of
+tensor one way, its ratio to the bare echo and to a memcpy of the same size in this
+process (numpy), and how much one request grows the worker's peak resident memory
+(VmHWM) against its size on the wire. Servers pinned to CPU 0, wrk to CPU 1; servers
+started in turn, their order rotating by round; medians over rounds. The generated
+server runs with max_request_size and max_decoded_size raised to 256 MiB, since a
+64 MiB tensor plus its JSON header is over the default limit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+from binary_vs_json import run_wrk
+from charts import curves
+from common import BENCH, REPO, free_port, render_project, results_dir, server_command
+from request_memory import status_kb
+
+sys.path.insert(0, str(BENCH))
+import bench  # noqa: E402
+
+KIB = 1024
+SIZES = [KIB, 16 * KIB, 256 * KIB, 4 * KIB * KIB, 64 * KIB * KIB]
+LIMITS = {
+    "TAICHU_MAX_REQUEST_SIZE": str(256 * KIB * KIB),
+    "TAICHU_MAX_DECODED_SIZE": str(256 * KIB * KIB),
+    "TAICHU_ACCESS_LOG": "true",
+}
+
+
+def request(size: int) -> tuple[bytes, dict, np.ndarray]:
+    x = np.arange(size // 4, dtype=np.float32)
+    raw = x.tobytes()
+    header = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "x",
+                    "datatype": "FP32",
+                    "shape": [1, x.size],
+                    "parameters": {"binary_data_size": len(raw)},
+                }
+            ],
+            "outputs": [{"name": "x", "parameters": {"binary_data": True}}],
+        }
+    ).encode()
+    headers = {
+        "Content-Type": "application/octet-stream",
+        "Inference-Header-Content-Length": str(len(header)),
+    }
+    return header + raw, headers, x
+
+
+def check(url: str, body: bytes, headers: dict, x: np.ndarray) -> None:
+    answer = httpx.post(url, content=body, headers=headers, timeout=60)
+    answer.raise_for_status()
+    length = int(answer.headers["inference-header-content-length"])
+    raw = answer.content[length:]
+    if not np.array_equal(np.frombuffer(raw[-x.nbytes :], np.float32), x):
+        raise RuntimeError(f"{url} did not send the tensor back")
+
+
+def memcpy_mb_s(size: int) -> float:
+    source = np.ones(size, np.uint8)
+    target = np.empty_like(source)
+    best = float("inf")
+    for _ in range(max(3, min(200, (256 * KIB * KIB) // size))):
+        started = time.perf_counter()
+        np.copyto(target, source)
+        best = min(best, time.perf_counter() - started)
+    return size / best / 1e6
+
+
+def worker_of(server: bench.Server) -> int:
+    """The process with the largest resident size: the worker (or the bare echo)."""
+    tree = bench.proc_tree(server.proc.pid)
+    return max(tree, key=lambda pid: status_kb(pid, "VmRSS"))
+
+
+def peak_growth(pid: int, url: str, body: bytes, headers: dict) -> int:
+    time.sleep(1.0)  # memory of what came before is given back
+    Path(f"/proc/{pid}/clear_refs").write_text("5")  # peak := current
+    before = status_kb(pid, "VmRSS")
+    httpx.post(url, content=body, headers=headers, timeout=60).raise_for_status()
+    return (status_kb(pid, "VmHWM") - before) * KIB
+
+
+def measure(name: str, command: str, args, work: Path) -> dict:
+    ports = {"http": free_port(), "grpc": free_port()}
+    server = bench.Server(
+        command.format(**ports), None, {}, "0", str(work / f"{name}.log")
+    )
+    http = f"http://127.0.0.1:{ports['http']}"
+    url = f"{http}/v2/models/ModelService/infer"
+    server.start()
+    cells = {}
+    try:
+        server.wait_ready(
+            lambda: bench.http_get_status(f"{http}/v2/health/ready") == 200, 60
+        )
+        pid = worker_of(server)
+        for size in SIZES:
+            body, headers, x = request(size)
+            check(url, body, headers, x)
+            cell = {"peak_growth": peak_growth(pid, url, body, headers) / len(body)}
+            for connections in args.connections:
+                server.wait_idle()
+                with tempfile.TemporaryDirectory() as tmp:
+                    result = run_wrk(url, body, headers, connections, args.seconds, tmp)
+                cell[f"mb_s c{connections}"] = result["rps"] * size / 1e6
+                cell[f"p50_ms c{connections}"] = result["p50_ms"]
+                cell[f"errors c{connections}"] = result["errors"]
+            cells[size] = cell
+            print(f"  {name} {size // KIB} KiB: {cell}", flush=True)
+    finally:
+        server.stop()
+    return cells
+
+
+def label(size: int) -> str:
+    return f"{size // KIB // KIB} MiB" if size >= KIB * KIB else f"{size // KIB} KiB"
+
+
+def table(results: dict, memcpy: dict, connections: list[int]) -> str:
+    ours, bare = results["taichu-3"], results["bare"]
+    head = "| tensor | " + " | ".join(
+        f"taichu-3 MB/s c{c} | bare MB/s c{c} | taichu / bare c{c}" for c in connections
+    )
+    lines = [
+        head
+        + " | memcpy MB/s | taichu c1 / memcpy | peak growth × wire (taichu, bare) |",
+        "|---|" + "---:|---:|---:|" * len(connections) + "---:|---:|---:|",
+    ]
+    for size in SIZES:
+        cells = []
+        for c in connections:
+            key = f"mb_s c{c}"
+            cells.append(
+                f"{ours[size][key]:.0f} | {bare[size][key]:.0f} "
+                f"| {ours[size][key] / bare[size][key]:.2f}×"
+            )
+        lines.append(
+            f"| {label(size)} | "
+            + " | ".join(cells)
+            + f" | {memcpy[size]:.0f} | {ours[size]['mb_s c1'] / memcpy[size]:.3f} "
+            f"| {ours[size]['peak_growth']:.1f}, {bare[size]['peak_growth']:.1f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=4)
+    parser.add_argument("--connections", default="1,8")
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+    args.connections = [int(c) for c in args.connections.split(",")]
+
+    out = results_dir(args.out)
+    memcpy = {size: memcpy_mb_s(size) for size in SIZES}
+    runs: dict[str, list[dict]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        project = render_project(Path(tmp) / "project", "")
+        echo = REPO / "benchmarks" / "reference" / "bytes_echo.py"
+        commands = {
+            "taichu-3": server_command(project, LIMITS),
+            "bare": f"{sys.executable} {echo} --port {{http}}",
+        }
+        names = list(commands)
+        for round_ in range(args.rounds):
+            order = names[round_ % 2 :] + names[: round_ % 2]
+            print(f"round {round_ + 1}: {', '.join(order)}", flush=True)
+            for name in order:
+                bench.wait_cpu_idle("0,1")
+                runs.setdefault(name, []).append(
+                    measure(name, commands[name], args, out)
+                )
+    results = {
+        name: {
+            size: {
+                key: statistics.median(run[size][key] for run in cells)
+                for key in cells[0][size]
+            }
+            for size in SIZES
+        }
+        for name, cells in runs.items()
+    }
+    (out / "raw.json").write_text(json.dumps(runs, indent=1))
+    (out / "table.md").write_text(table(results, memcpy, args.connections))
+    x = [size // KIB for size in SIZES]
+    lines = {name: [results[name][s]["mb_s c1"] for s in SIZES] for name in results}
+    curves(
+        out / "tensor_sizes.png",
+        "One FP32 tensor there and back, HTTP binary extension, 1 connection, 1 core",
+        x,
+        lines | {"memcpy": [memcpy[s] for s in SIZES]},
+        {name: [results[name][s]["p50_ms c1"] for s in SIZES] for name in results},
+        x_label="tensor size, KiB",
+        throughput_label="MB/s of tensor, one way",
+        latency_label="p50 latency, ms",
+        throughput_log=True,
+    )
+    print((out / "table.md").read_text())
+    print(f"results: {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -87,7 +87,7 @@ def check(url: str, body: bytes, headers: dict, elements: int) -> None:
         raise SystemExit(f"wrong reply for {headers['Content-Type']}")
 
 
-def run_wrk(url, body, headers, connections, duration, tmp) -> dict:
+def run_wrk(url, body, headers, connections, duration, tmp, timeout=2) -> dict:
     body_path = Path(tmp) / f"body-{len(body)}"
     body_path.write_bytes(body)
     lua = Path(tmp) / f"post-{len(body)}.lua"
@@ -95,7 +95,8 @@ def run_wrk(url, body, headers, connections, duration, tmp) -> dict:
     lua.write_text(
         WRK_LUA % {"body": json.dumps(str(body_path)), "headers": header_lines}
     )
-    command = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "-s", str(lua), url]
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "-s", str(lua)]
+    command += [f"--timeout={timeout}s", url]
     output = subprocess.run(
         bench.pin(command, "1"), capture_output=True, text=True, check=True
     ).stdout

@@ -19,6 +19,25 @@ REPO = Path(__file__).resolve().parents[1]
 BENCH = Path(os.environ.get("BENCH_DIR", REPO.parent / "shared" / "bench"))
 
 SERVICES = REPO / "benchmarks" / "services"
+ANCHORS = Path(os.environ.get("ANCHORS_DIR", "/opt/anchors"))  # setup_anchors.sh's
+
+
+def mlserver_servers(directory: Path, model: str) -> dict:
+    """MLServer 1.7 serving the settings and runtime written into `directory`, with its
+    inference pool ("mlserver") and without it ("mlserver-pw0"): name -> (command,
+    cwd, environment, model name); {http}, {grpc} and {metrics} are to be filled in."""
+    command = f"{ANCHORS / 'mlserver' / 'bin' / 'mlserver'} start ."
+    env = {
+        "MLSERVER_HTTP_PORT": "{http}",
+        "MLSERVER_GRPC_PORT": "{grpc}",
+        "MLSERVER_METRICS_PORT": "{metrics}",
+        "PYTHONPATH": str(directory),
+    }
+    without_pool = env | {"MLSERVER_PARALLEL_WORKERS": "0"}
+    return {
+        "mlserver": (command, directory, env, model),
+        "mlserver-pw0": (command, directory, without_pool, model),
+    }
 
 
 def render_project(directory: Path, service: str) -> Path:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
 import sys
@@ -31,6 +30,7 @@ from common import (
     BENCH,
     REPO,
     free_port,
+    mlserver_servers,
     render_project,
     results_dir,
     runtime_from,
@@ -42,7 +42,6 @@ sys.path.insert(0, str(REPO / "benchmarks" / "models"))
 import bench  # noqa: E402
 from mlp_model import INPUTS, MLP  # noqa: E402
 
-ANCHORS = Path(os.environ.get("ANCHORS_DIR", "/opt/anchors"))
 MODEL_FILE = REPO / "benchmarks" / "models" / "mlp_model.py"
 ONE_BLAS_THREAD = {
     "OPENBLAS_NUM_THREADS": "1",
@@ -106,22 +105,9 @@ def servers(
             "ModelService",
         )
     mlserver = mlserver_dir(tmp / "mlserver", batch, delay_ms)
-    ml_env = {
-        "MLSERVER_HTTP_PORT": "{http}",
-        "MLSERVER_GRPC_PORT": "{grpc}",
-        "MLSERVER_METRICS_PORT": "{metrics}",
-        "PYTHONPATH": str(mlserver),
-    }
-    mlserver_cmd = f"{ANCHORS / 'mlserver' / 'bin' / 'mlserver'} start ."
     every = {
         "taichu-3": (server_command(project, ours), None, {}, "ModelService"),
-        "mlserver": (mlserver_cmd, mlserver, ml_env, "mlp"),
-        "mlserver-pw0": (
-            mlserver_cmd,
-            mlserver,
-            ml_env | {"MLSERVER_PARALLEL_WORKERS": "0"},
-            "mlp",
-        ),
+        **mlserver_servers(mlserver, "mlp"),
     }
     return {name: every[name] for name in only} | earlier
 

@@ -29,7 +29,15 @@ import httpx
 import numpy as np
 from binary_vs_json import run_wrk
 from charts import curves
-from common import BENCH, REPO, free_port, render_project, results_dir, server_command
+from common import (
+    BENCH,
+    REPO,
+    free_port,
+    render_project,
+    results_dir,
+    runtime_from,
+    server_command,
+)
 from request_memory import status_kb
 
 sys.path.insert(0, str(BENCH))
@@ -122,7 +130,9 @@ def measure(name: str, command: str, args, work: Path) -> dict:
             for connections in args.connections:
                 server.wait_idle()
                 with tempfile.TemporaryDirectory() as tmp:
-                    result = run_wrk(url, body, headers, connections, args.seconds, tmp)
+                    result = run_wrk(
+                        url, body, headers, connections, args.seconds, tmp, timeout=30
+                    )
                 cell[f"mb_s c{connections}"] = result["rps"] * size / 1e6
                 cell[f"p50_ms c{connections}"] = result["p50_ms"]
                 cell[f"errors c{connections}"] = result["errors"]
@@ -138,30 +148,26 @@ def label(size: int) -> str:
 
 
 def table(results: dict, memcpy: dict, connections: list[int]) -> str:
-    ours, bare = results["taichu-3"], results["bare"]
-    head = "| tensor | " + " | ".join(
-        f"taichu-3 MB/s c{c} | bare MB/s c{c} | taichu / bare c{c}" for c in connections
-    )
+    bare = results["bare"]
     lines = [
-        head
-        + " | memcpy MB/s | taichu c1 / memcpy | peak growth × wire (taichu, bare) |",
-        "|---|" + "---:|---:|---:|" * len(connections) + "---:|---:|---:|",
+        "| tensor | server | "
+        + " | ".join(f"MB/s c{c} | / bare c{c}" for c in connections)
+        + " | p50 ms c1 | / memcpy c1 | peak growth × wire |",
+        "|---|---|" + "---:|---:|" * len(connections) + "---:|---:|---:|",
     ]
     for size in SIZES:
-        cells = []
-        for c in connections:
-            key = f"mb_s c{c}"
-            cells.append(
-                f"{ours[size][key]:.0f} | {bare[size][key]:.0f} "
-                f"| {ours[size][key] / bare[size][key]:.2f}×"
+        for name, cells in results.items():
+            cell = cells[size]
+            rates = " | ".join(
+                f"{cell[f'mb_s c{c}']:.0f} | {cell[f'mb_s c{c}'] / bare[size][f'mb_s c{c}']:.2f}×"
+                for c in connections
             )
-        lines.append(
-            f"| {label(size)} | "
-            + " | ".join(cells)
-            + f" | {memcpy[size]:.0f} | {ours[size]['mb_s c1'] / memcpy[size]:.3f} "
-            f"| {ours[size]['peak_growth']:.1f}, {bare[size]['peak_growth']:.1f} |"
-        )
-    return "\n".join(lines) + "\n"
+            lines.append(
+                f"| {label(size)} | {name} | {rates} | {cell['p50_ms c1']:.2f} "
+                f"| {cell['mb_s c1'] / memcpy[size]:.3f} | {cell['peak_growth']:.2f} |"
+            )
+    sizes = ", ".join(f"{label(size)} {memcpy[size]:.0f}" for size in SIZES)
+    return "\n".join(lines) + f"\n\nmemcpy in this process, MB/s: {sizes}\n"
 
 
 def main() -> None:
@@ -171,6 +177,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=4)
     parser.add_argument("--connections", default="1,8")
+    parser.add_argument(
+        "--before",
+        default="",
+        help="comma list of git revisions: their runtime serves beside this one",
+    )
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     args.connections = [int(c) for c in args.connections.split(",")]
@@ -185,9 +196,12 @@ def main() -> None:
             "taichu-3": server_command(project, LIMITS),
             "bare": f"{sys.executable} {echo} --port {{http}}",
         }
+        for revision in filter(None, args.before.split(",")):
+            earlier = runtime_from(render_project(Path(tmp) / revision, ""), revision)
+            commands[f"taichu-{revision}"] = server_command(earlier, LIMITS)
         names = list(commands)
         for round_ in range(args.rounds):
-            order = names[round_ % 2 :] + names[: round_ % 2]
+            order = names[round_ % len(names) :] + names[: round_ % len(names)]
             print(f"round {round_ + 1}: {', '.join(order)}", flush=True)
             for name in order:
                 bench.wait_cpu_idle("0,1")

@@ -31,9 +31,11 @@ from pathlib import Path
 
 from charts import curves
 from common import (
+    ANCHORS,
     BENCH,
     REPO,
     free_port,
+    mlserver_servers,
     render_project,
     results_dir,
     runtime_from,
@@ -43,7 +45,6 @@ from common import (
 sys.path.insert(0, str(BENCH))
 import bench  # noqa: E402
 
-ANCHORS = Path(os.environ.get("ANCHORS_DIR", "/opt/anchors"))
 TOKENS = 64
 STREAM_PATH = "/inference.GRPCInferenceService/ModelStreamInfer"
 
@@ -96,13 +97,6 @@ def servers(tmp: Path, only: list[str], before: list[str]) -> dict:
     (mlserver / "model-settings.json").write_text(
         json.dumps({"name": "tokens", "implementation": "token_runtime.TokenRuntime"})
     )
-    ml_env = {
-        "MLSERVER_HTTP_PORT": "{http}",
-        "MLSERVER_GRPC_PORT": "{grpc}",
-        "MLSERVER_METRICS_PORT": "{metrics}",
-        "PYTHONPATH": str(mlserver),
-    }
-    mlserver_cmd = f"{ANCHORS / 'mlserver' / 'bin' / 'mlserver'} start ."
     reference = REPO / "benchmarks" / "reference" / "token_echo.py"
     prompt = json.dumps({"text_input": "hello"}).encode()
     v2_prompt = json.dumps(V2_PROMPT).encode()  # MLServer's generate_stream wants v2
@@ -116,15 +110,9 @@ def servers(tmp: Path, only: list[str], before: list[str]) -> dict:
             "tokens",
             prompt,
         ),
-        "mlserver": (mlserver_cmd, mlserver, ml_env, "tokens", v2_prompt),
-        "mlserver-pw0": (
-            mlserver_cmd,
-            mlserver,
-            ml_env | {"MLSERVER_PARALLEL_WORKERS": "0"},
-            "tokens",
-            v2_prompt,
-        ),
     }
+    for name, spec in mlserver_servers(mlserver, "tokens").items():
+        every[name] = spec + (v2_prompt,)
     return {name: every[name] for name in only} | earlier
 
 

@@ -12,6 +12,7 @@ import legacy_client
 import numpy as np
 import pytest
 import tritonclient.grpc as triton_grpc
+from prometheus_client.parser import text_string_to_metric_families
 from tritonclient.grpc import service_pb2 as pb2
 
 from conftest import SERVICES, Server, model_infer, readme_example, render
@@ -287,14 +288,34 @@ def test_generate_and_sse_errors(streamer):
     assert events[0]["token"] == "tok0" and "failed at item 1" in events[1]["error"]
 
 
+def sse_answers(server, status: str) -> float:
+    """taichu_requests_total of SSE streams that ended with `status`."""
+    text = httpx.get(f"{server.http}/metrics").text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = sample.labels
+            if (
+                sample.name == "taichu_requests_total"
+                and labels.get("protocol") == "sse"
+                and labels.get("status") == status
+            ):
+                return sample.value
+    return 0.0
+
+
 def test_sse_disconnect_stops_the_generator(streamer):
     before = stats(streamer)["finally_runs"]
+    closed_before = sse_answers(streamer, "499")
+    failed_before = sse_answers(streamer, "500")
     url = f"{streamer.http}/v2/models/{MODEL}/generate_stream"
     body = {"parameters": {"n": 1000, "delay": 0.01}}
     with httpx.stream("POST", url, json=body, timeout=10) as response:
         first = next(sse_events(response))
         assert first["token"] == "tok0"
     wait_for(lambda: stats(streamer)["finally_runs"] == before + 1)
+    # Counted as the client's leaving (499), not as a failure of the server.
+    wait_for(lambda: sse_answers(streamer, "499") == closed_before + 1)
+    assert sse_answers(streamer, "500") == failed_before
 
 
 def test_twenty_streams_and_unary_traffic_together(streamer):

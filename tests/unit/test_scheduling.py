@@ -128,6 +128,32 @@ def test_a_batch_waits_for_the_requests_still_in_preprocess():
     asyncio.run(main())
 
 
+def test_a_full_batch_queues_behind_the_running_one_and_a_partial_one_does_not():
+    async def main():
+        started = []
+        release = asyncio.Event()
+
+        async def run_batch(items, contexts):
+            started.append(items)
+            await release.wait()
+            return items
+
+        batcher = Batcher(run_batch, max_size=2, max_delay=5.0)
+        calls = [asyncio.ensure_future(batcher.submit(0, {}, wanted))]
+        await asyncio.sleep(0.01)  # [0] runs
+        calls += [asyncio.ensure_future(batcher.submit(i, {}, wanted)) for i in (1, 2)]
+        await asyncio.sleep(0.01)
+        assert started == [[0], [1, 2]]  # full: handed over at once
+        calls.append(asyncio.ensure_future(batcher.submit(3, {}, wanted)))
+        await asyncio.sleep(0.01)
+        assert started == [[0], [1, 2]]  # partial: waits for the model
+        release.set()
+        assert await asyncio.gather(*calls) == [0, 1, 2, 3]
+        assert started == [[0], [1, 2], [3]]
+
+    asyncio.run(main())
+
+
 def test_a_batch_waits_no_longer_than_the_delay_for_what_is_coming():
     async def main():
         batches = []
@@ -152,14 +178,12 @@ def test_a_batch_waits_no_longer_than_the_delay_for_what_is_coming():
 def test_requests_arriving_while_the_model_is_busy_gather_into_the_next_batch():
     async def main():
         batches = []
-        running = []
+        model_thread = asyncio.Lock()  # one batch at a time in the model
 
         async def run_batch(items, contexts):
-            running.append(1)
-            assert len(running) == 1  # one batch at a time: places=1
-            batches.append(items)
-            await asyncio.sleep(0.05)
-            running.pop()
+            async with model_thread:
+                batches.append(items)
+                await asyncio.sleep(0.05)
             return items
 
         batcher = Batcher(run_batch, max_size=4, max_delay=5.0)
@@ -170,7 +194,10 @@ def test_requests_arriving_while_the_model_is_busy_gather_into_the_next_batch():
             later.append(asyncio.ensure_future(batcher.submit(i, {}, wanted)))
             await asyncio.sleep(0.001)
         await asyncio.gather(first, *later)
+        # [1, 2, 3, 4] was handed to the model full, while [0] ran; [5, 6] gathered
+        # until the model was free again.
         assert batches == [[0], [1, 2, 3, 4], [5, 6]]
+        assert batcher.running == 0
 
     asyncio.run(main())
 

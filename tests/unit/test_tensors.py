@@ -11,6 +11,7 @@ from taichu_runtime.tensors import (
     from_list,
     from_raw,
     pack_bytes,
+    raw_view,
     to_raw,
     unpack_bytes,
 )
@@ -70,3 +71,27 @@ def test_hook_results_become_v2_tensors():
     text = as_output("y", "hi")
     assert datatype_of(text) == "BYTES" and text.reshape(-1).tolist() == [b"hi"]
     assert datatype_of(as_output("y", np.zeros(3, np.float32))) == "FP32"
+
+
+@pytest.mark.parametrize(
+    "array",
+    [
+        np.arange(6, dtype=np.float32).reshape(2, 3),
+        np.arange(6, dtype=">i4"),  # big-endian: converted
+        np.arange(6, dtype=np.float64)[::2],  # not contiguous: copied
+        np.zeros((2, 3), np.float16).T,
+        np.array(3.5),
+        np.array([True, False]),
+        np.array([b"ab", b"c"], dtype=object),
+        np.zeros((0, 3), np.float16),
+    ],
+)
+def test_raw_view_is_the_raw_encoding(array):
+    assert bytes(raw_view(array)) == to_raw(array)
+
+
+def test_raw_view_of_a_contiguous_tensor_copies_nothing():
+    array = np.arange(1024, dtype=np.float32)
+    view = raw_view(array)
+    assert isinstance(view, memoryview)
+    assert np.shares_memory(np.frombuffer(view, np.float32), array)

@@ -110,7 +110,8 @@ class Call:
             metrics = self.guard.metrics
             if metrics is not None and isinstance(error, TooManyRequests):
                 metrics.rejected_request(error.reason)
-        elif isinstance(error, asyncio.CancelledError):
+        elif isinstance(error, (asyncio.CancelledError, GeneratorExit)):
+            # Cancelled, or a stream whose reader stopped reading: the client left.
             cut_off = self.guard.state.cut_off  # shutdown_timeout passed
             self.status = NotReady.http_status if cut_off else CLIENT_CLOSED
         elif error is not None and self.status < 400:

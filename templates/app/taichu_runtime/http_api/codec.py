@@ -8,7 +8,7 @@ request asks (`binary_data` on an output, or `binary_data_output` for all).
 """
 
 import json
-from typing import Any, Dict, List, Mapping, Tuple
+from typing import Any, Dict, List, Mapping, Tuple, Union
 
 import numpy as np
 import orjson
@@ -24,7 +24,7 @@ from ..protocol import (
     check_nesting,
     checked_id,
 )
-from ..tensors import bytes_as_text, datatype_of, from_list, from_raw, to_raw
+from ..tensors import bytes_as_text, datatype_of, from_list, from_raw, raw_view
 
 HEADER_LENGTH = "inference-header-content-length"
 _NUMPY = orjson.OPT_SERIALIZE_NUMPY
@@ -212,7 +212,7 @@ def encode_response(
         document["parameters"] = response.values
         return dumps(document), {}
     outputs: List[Dict[str, Any]] = []
-    chunks: List[bytes] = []
+    chunks: List[Union[bytes, memoryview]] = []  # binary outputs, each copied once
     for name, array in response.outputs.items():
         output: Dict[str, Any] = {
             "name": name,
@@ -220,7 +220,7 @@ def encode_response(
             "shape": list(array.shape),
         }
         if _wants_binary(request, name):
-            raw = to_raw(array)
+            raw = raw_view(array)
             output["parameters"] = {"binary_data_size": len(raw)}
             chunks.append(raw)
         elif array.dtype == object:
@@ -236,7 +236,7 @@ def encode_response(
         header = dumps(document)
     if not chunks:
         return header, {}
-    return header + b"".join(chunks), {
+    return b"".join([header, *chunks]), {
         "Inference-Header-Content-Length": str(len(header))
     }
 

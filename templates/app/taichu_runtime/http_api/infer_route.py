@@ -155,29 +155,32 @@ class InferRoute:
                     host.infer(request), request
                 )
                 content, binary_headers = encode_response(response, request)
-        except ServingError as error:
-            await send_response(
-                send,
-                error.http_status,
-                dumps({"error": str(error)}),
-                raw_headers(JSON, error_headers(error)),
-            )
-            return
         except asyncio.CancelledError:
             if not self.state.cut_off:
                 raise  # the client went away
             await send_stopped(send, self.state.cut_off)
             return
-        except Exception:
-            logger.exception("unexpected error on POST %s", scope["path"])
-            body = dumps({"error": "internal server error"})
-            await send_response(send, 500, body, [(b"content-type", JSON)])
+        except Exception as error:
+            await self.send_failure(send, scope, error)
             return
         content_type = BINARY if binary_headers else JSON
         binary_headers["X-Request-Id"] = call.request_id
         await send_response(
             send, 200, content, raw_headers(content_type, binary_headers)
         )
+
+    async def send_failure(self, send, scope, error: Exception) -> None:
+        """The answer to a request that failed before its answer began: its v2 error,
+        or 500 (and the traceback in the log) for what nobody foresaw."""
+        if isinstance(error, ServingError):
+            headers = raw_headers(JSON, error_headers(error))
+            await send_response(
+                send, error.http_status, dumps({"error": str(error)}), headers
+            )
+            return
+        logger.exception("unexpected error on POST %s", scope["path"], exc_info=error)
+        body = dumps({"error": "internal server error"})
+        await send_response(send, 500, body, [(b"content-type", JSON)])
 
     async def generate_stream(
         self, scope, receive, send, name: str, version: str
@@ -198,14 +201,6 @@ class InferRoute:
                 first = await events.__anext__()
             except StopAsyncIteration:
                 first = b""
-            except ServingError as error:
-                await send_response(
-                    send,
-                    error.http_status,
-                    dumps({"error": str(error)}),
-                    raw_headers(JSON, error_headers(error)),
-                )
-                return
             except ClientDisconnect:
                 return
             except asyncio.CancelledError:
@@ -213,10 +208,8 @@ class InferRoute:
                     raise  # the client went away
                 await send_stopped(send, self.state.cut_off)
                 return
-            except Exception:
-                logger.exception("unexpected error on POST %s", scope["path"])
-                body = dumps({"error": "internal server error"})
-                await send_response(send, 500, body, [(b"content-type", JSON)])
+            except Exception as error:
+                await self.send_failure(send, scope, error)
                 return
             headers = {**SSE_HEADERS, "X-Request-Id": request_id}
             await send(

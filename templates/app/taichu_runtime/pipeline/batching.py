@@ -8,7 +8,8 @@ thread-safe). A free model starts a batch at once when it is full, or when no ad
 request is still on its way here (in `_preprocess`): waiting would then only add
 latency. Otherwise it waits for those, at most `max_batch_delay_ms` from when the
 batch's first request arrived or the model became free, whichever is later. While the
-model is busy, arriving requests gather into the next batch. `_inference(batch,
+model is busy, arriving requests gather into the next batch; once that is full it is
+handed over at once, to start as soon as the running one ends. `_inference(batch,
 contexts)` gets the list of them (and their contexts) and returns a list of the same
 length, in the same order. A request whose client stopped waiting meanwhile is left
 out of the batch. Each result goes back to its own request, which runs `_postprocess`
@@ -91,9 +92,14 @@ class Batcher:
             self._timer.cancel()
             self._timer = None
         loop = asyncio.get_running_loop()
-        while self._pending and self.running < self.places:
-            waited = loop.time() - max(self._pending[0][4], self._free_since)
+        while self._pending:
             full = len(self._pending) >= self.max_size
+            # A full batch may wait on the model thread behind the running one, so that
+            # a saturated model never idles between batches; a partial one waits here,
+            # where it can still grow.
+            if self.running >= self.places + full:
+                return
+            waited = loop.time() - max(self._pending[0][4], self._free_since)
             if not (full or self.coming <= 0 or waited >= self.max_delay):
                 self._timer = loop.call_later(self.max_delay - waited, self._dispatch)
                 return

@@ -2,11 +2,14 @@
 
 import io
 import logging
+import os
+import re
 import time
 
 import pytest
 
 from taichu_runtime import background, logs
+from taichu_runtime.logs import new_request_id
 
 
 @pytest.fixture
@@ -46,3 +49,18 @@ def test_access_lines_written_directly_equal_those_made_by_logging(
     assert logs.ACCESS_LOG._direct_handler() is handler
     assert outputs[0] == outputs[1]
     assert len(outputs[0].splitlines()) == 50
+
+
+def test_request_ids_are_32_hex_digits_and_differ_across_forked_workers():
+    assert re.fullmatch(r"[0-9a-f]{32}", new_request_id())
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # a worker: forked from the supervisor, as multiprocessing does
+        os.write(write, new_request_id().encode())
+        os._exit(0)
+    os.waitpid(child, 0)
+    from_child = os.read(read, 64).decode()
+    os.close(read)
+    os.close(write)
+    # Without a reseed after the fork the child would repeat the parent's next id.
+    assert from_child != new_request_id()

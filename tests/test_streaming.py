@@ -318,6 +318,19 @@ def test_sse_disconnect_stops_the_generator(streamer):
     assert sse_answers(streamer, "500") == failed_before
 
 
+def test_sse_disconnect_ends_a_waiting_async_generator_at_once(streamer):
+    """A client that hangs up while an async generator awaits its next item ends it
+    then, not when the item comes."""
+    before = stats(streamer)["finally_runs"]
+    url = f"{streamer.http}/v2/models/{MODEL}/generate_stream"
+    body = {"parameters": {"mode": "async", "n": 3, "delay": 1.5}}
+    with httpx.stream("POST", url, json=body, timeout=10) as response:
+        next(sse_events(response))
+    left = time.monotonic()
+    wait_for(lambda: stats(streamer)["finally_runs"] == before + 1, timeout=1.2)
+    assert time.monotonic() - left < 1.2  # the next item was due 1.5 s after the first
+
+
 def test_twenty_streams_and_unary_traffic_together(streamer):
     async def main():
         async with (

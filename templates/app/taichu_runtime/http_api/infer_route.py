@@ -187,14 +187,13 @@ class InferRoute:
     ) -> None:
         """One `data:` event per streamed item, each written as it comes. The status
         and headers wait for the first event, so that an error before it is an
-        ordinary v2 error answer. A client that hangs up ends the stream at its next
-        event, and the model's generator is closed (its `finally` runs)."""
+        ordinary v2 error answer. A client that hangs up ends the stream at once, and
+        the model's generator is closed (its `finally` runs)."""
         scope["path_params"] = {
             "name": name,
             **({"version": version} if version else {}),
         }
         events = self.sse_events(Request(scope, receive))
-        cycle, client_gone = client_of(receive)
         try:
             try:
                 request_id = await events.__anext__()
@@ -221,11 +220,29 @@ class InferRoute:
             )
             event = {"type": "http.response.body", "body": first, "more_body": True}
             await send(event)
-            async for data in events:
-                if client_gone(cycle):
-                    return
-                event = {"type": "http.response.body", "body": data, "more_body": True}
-                await send(event)
+            # One watcher per stream, not a check per event: a generator that waits
+            # long for its next item is stopped when the client leaves, not after.
+            watcher = asyncio.ensure_future(
+                _cancel_on_hang_up(receive, asyncio.current_task())
+            )
+            try:
+                async for data in events:
+                    body = {"type": "http.response.body", "body": data}
+                    await send({**body, "more_body": True})
+            except asyncio.CancelledError:
+                if watcher.done() and not watcher.cancelled():
+                    return  # the watcher's doing: the client hung up, nobody to tell
+                raise
+            finally:
+                watcher.cancel()
             await send({"type": "http.response.body", "body": b""})
         finally:
             await events.aclose()
+
+
+async def _cancel_on_hang_up(receive, task) -> None:
+    """Cancel `task` (a stream being sent) once the client disconnects: with the body
+    read, uvicorn's receive() returns only then."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    task.cancel()

@@ -155,12 +155,7 @@ class InferRoute:
                     host.infer(request), request
                 )
                 content, binary_headers = encode_response(response, request)
-        except asyncio.CancelledError:
-            if not self.state.cut_off:
-                raise  # the client went away
-            await send_stopped(send, self.state.cut_off)
-            return
-        except Exception as error:
+        except (asyncio.CancelledError, Exception) as error:
             await self.send_failure(send, scope, error)
             return
         content_type = BINARY if binary_headers else JSON
@@ -169,9 +164,16 @@ class InferRoute:
             send, 200, content, raw_headers(content_type, binary_headers)
         )
 
-    async def send_failure(self, send, scope, error: Exception) -> None:
+    async def send_failure(self, send, scope, error: BaseException) -> None:
         """The answer to a request that failed before its answer began: its v2 error,
-        or 500 (and the traceback in the log) for what nobody foresaw."""
+        503 if it was cut off at shutdown, or 500 (and the traceback in the log) for
+        what nobody foresaw. A cancellation for any other reason (the client went
+        away) goes on: nobody is there to answer."""
+        if isinstance(error, asyncio.CancelledError):
+            if not self.state.cut_off:
+                raise error
+            await send_stopped(send, self.state.cut_off)
+            return
         if isinstance(error, ServingError):
             headers = raw_headers(JSON, error_headers(error))
             await send_response(
@@ -202,12 +204,7 @@ class InferRoute:
                 first = b""
             except ClientDisconnect:
                 return
-            except asyncio.CancelledError:
-                if not self.state.cut_off:
-                    raise  # the client went away
-                await send_stopped(send, self.state.cut_off)
-                return
-            except Exception as error:
+            except (asyncio.CancelledError, Exception) as error:
                 await self.send_failure(send, scope, error)
                 return
             headers = {**SSE_HEADERS, "X-Request-Id": request_id}

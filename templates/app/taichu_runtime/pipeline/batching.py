@@ -21,11 +21,21 @@ of that batch.
 import asyncio
 import collections
 import logging
-from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
+from typing import Any, Callable, Deque, Dict, List, NamedTuple, Optional
 
 from ..errors import ModelFailed
 
 logger = logging.getLogger("taichu_runtime")
+
+
+class Waiting(NamedTuple):
+    """A preprocessed request waiting for its batch."""
+
+    item: Any
+    context: Dict[str, Any]
+    future: asyncio.Future
+    abandoned: Callable[[], bool]  # whether nobody waits for its answer any more
+    arrived: float  # loop time
 
 
 class Batcher:
@@ -47,11 +57,7 @@ class Batcher:
         self.running = 0
         self.coming = 0  # requests admitted that are still in _preprocess
         self._free_since = 0.0  # loop time the model last became free
-        # (item, context, future, abandoned, arrival time), oldest first
-        self._pending: Deque[
-            Tuple[Any, Dict[str, Any], asyncio.Future, Callable, float]
-        ]
-        self._pending = collections.deque()
+        self._pending: Deque[Waiting] = collections.deque()  # oldest first
         self._timer: Optional[asyncio.TimerHandle] = None
         self._scheduled = False
 
@@ -73,7 +79,7 @@ class Batcher:
     ) -> Any:
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self._pending.append((item, context, future, abandoned, loop.time()))
+        self._pending.append(Waiting(item, context, future, abandoned, loop.time()))
         if expected:
             self.coming -= 1
         self._schedule()
@@ -99,7 +105,7 @@ class Batcher:
             # where it can still grow.
             if self.running >= self.places + full:
                 return
-            waited = loop.time() - max(self._pending[0][4], self._free_since)
+            waited = loop.time() - max(self._pending[0].arrived, self._free_since)
             if not (full or self.coming <= 0 or waited >= self.max_delay):
                 self._timer = loop.call_later(self.max_delay - waited, self._dispatch)
                 return
@@ -108,20 +114,20 @@ class Batcher:
                 self.running += 1
                 asyncio.ensure_future(self._run(batch))
 
-    def _take_batch(self) -> list:
+    def _take_batch(self) -> List[Waiting]:
         """Up to max_size of the oldest requests, leaving out (and failing) those
         nobody waits for any more. Only the requests taken are looked at: the rest
         may be many, and this runs for every batch."""
-        batch: list = []
+        batch: List[Waiting] = []
         while self._pending and len(batch) < self.max_size:
-            entry = self._pending.popleft()
-            if not entry[3]():
-                batch.append(entry)
-            elif not entry[2].done():
-                entry[2].set_exception(self.dropped())
+            waiting = self._pending.popleft()
+            if not waiting.abandoned():
+                batch.append(waiting)
+            elif not waiting.future.done():
+                waiting.future.set_exception(self.dropped())
         return batch
 
-    async def _run(self, batch) -> None:
+    async def _run(self, batch: List[Waiting]) -> None:
         try:
             await self._settle(batch)
         finally:
@@ -129,9 +135,9 @@ class Batcher:
             self._free_since = asyncio.get_running_loop().time()
             self._schedule()
 
-    async def _settle(self, batch) -> None:
-        items = [entry[0] for entry in batch]
-        contexts = [entry[1] for entry in batch]
+    async def _settle(self, batch: List[Waiting]) -> None:
+        items = [waiting.item for waiting in batch]
+        contexts = [waiting.context for waiting in batch]
         if self.metrics is not None:
             self.metrics.batch_run(len(batch))
         try:
@@ -147,14 +153,14 @@ class Batcher:
                     f"{len(batch)} results, not {got}"
                 )
         except Exception as error:
-            for _, _, future, _, _ in batch:
-                if not future.done():
-                    future.set_exception(error)
+            for waiting in batch:
+                if not waiting.future.done():
+                    waiting.future.set_exception(error)
             return
-        for (_, _, future, _, _), result in zip(batch, results):
-            if future.done():
+        for waiting, result in zip(batch, results):
+            if waiting.future.done():
                 continue
             if isinstance(result, Exception):
-                future.set_exception(result)
+                waiting.future.set_exception(result)
             else:
-                future.set_result(result)
+                waiting.future.set_result(result)

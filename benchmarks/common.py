@@ -83,6 +83,36 @@ def server_command(project: Path, env: dict) -> str:
     )
 
 
+def start_pinned(
+    command: str, cwd, env: dict, log: Path, timeout: float = 120
+) -> tuple:
+    """Start a server command with the shared harness, pinned to CPU 0, once its
+    /v2/health/ready answers 200: (bench.Server, its HTTP base URL, its ports).
+    {http}, {grpc} and {metrics} in the command and the environment's values are
+    filled in with free ports."""
+    sys.path.insert(0, str(BENCH))
+    import bench
+
+    ports = {"http": free_port(), "grpc": free_port(), "metrics": free_port()}
+    server = bench.Server(
+        command.format(**ports),
+        str(cwd) if cwd else None,
+        {key: value.format(**ports) for key, value in env.items()},
+        "0",
+        str(log),
+    )
+    http = f"http://127.0.0.1:{ports['http']}"
+    server.start()
+    try:
+        server.wait_ready(
+            lambda: bench.http_get_status(f"{http}/v2/health/ready") == 200, timeout
+        )
+    except BaseException:
+        server.stop()
+        raise
+    return server, http, ports
+
+
 def wait_ready(http: str, seconds: float = 30) -> None:
     """Until the server at `http` (its base URL) says it is ready."""
     import httpx

@@ -29,12 +29,12 @@ from charts import curves
 from common import (
     BENCH,
     REPO,
-    free_port,
     mlserver_servers,
     render_project,
     results_dir,
     runtime_from,
     server_command,
+    start_pinned,
 )
 
 sys.path.insert(0, str(BENCH))
@@ -138,23 +138,12 @@ def check_answer(url: str, body: bytes, x: np.ndarray) -> None:
 
 def measure(name, spec, args, work: Path, body: bytes, x: np.ndarray) -> dict:
     command, cwd, env, model = spec
-    ports = {"http": free_port(), "grpc": free_port(), "metrics": free_port()}
-    server_env = {k: v.format(**ports) for k, v in (ONE_BLAS_THREAD | env).items()}
-    server = bench.Server(
-        command.format(**ports),
-        str(cwd) if cwd else None,
-        server_env,
-        "0",
-        str(work / f"{name}.log"),
+    server, http, _ = start_pinned(
+        command, cwd, ONE_BLAS_THREAD | env, work / f"{name}.log"
     )
-    http = f"http://127.0.0.1:{ports['http']}"
     url = f"{http}/v2/models/{model}/infer"
-    server.start()
     cells = {}
     try:
-        server.wait_ready(
-            lambda: bench.http_get_status(f"{http}/v2/health/ready") == 200, 120
-        )
         check_answer(url, body, x)
         for concurrency in args.concurrency:
             server.wait_idle()

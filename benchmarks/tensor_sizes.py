@@ -32,11 +32,11 @@ from charts import curves
 from common import (
     BENCH,
     REPO,
-    free_port,
     render_project,
     results_dir,
     runtime_from,
     server_command,
+    start_pinned,
 )
 from request_memory import status_kb
 
@@ -110,18 +110,10 @@ def peak_growth(pid: int, url: str, body: bytes, headers: dict) -> int:
 
 
 def measure(name: str, command: str, args, work: Path) -> dict:
-    ports = {"http": free_port(), "grpc": free_port()}
-    server = bench.Server(
-        command.format(**ports), None, {}, "0", str(work / f"{name}.log")
-    )
-    http = f"http://127.0.0.1:{ports['http']}"
+    server, http, _ = start_pinned(command, None, {}, work / f"{name}.log", 60)
     url = f"{http}/v2/models/ModelService/infer"
-    server.start()
     cells = {}
     try:
-        server.wait_ready(
-            lambda: bench.http_get_status(f"{http}/v2/health/ready") == 200, 60
-        )
         pid = worker_of(server)
         for size in SIZES:
             body, headers, x = request(size)

@@ -34,12 +34,12 @@ from common import (
     ANCHORS,
     BENCH,
     REPO,
-    free_port,
     mlserver_servers,
     render_project,
     results_dir,
     runtime_from,
     server_command,
+    start_pinned,
 )
 
 sys.path.insert(0, str(BENCH))
@@ -231,21 +231,9 @@ def summary(generations: list, seconds: float, cpu_s: float) -> dict:
 
 def measure(name: str, spec: tuple, args, work: Path) -> dict:
     command, cwd, env, model, body = spec
-    ports = {"http": free_port(), "grpc": free_port(), "metrics": free_port()}
-    server = bench.Server(
-        command.format(**ports),
-        str(cwd) if cwd else None,
-        {k: v.format(**ports) for k, v in env.items()},
-        "0",
-        str(work / f"{name}.log"),
-    )
-    server.start()
+    server, _, ports = start_pinned(command, cwd, env, work / f"{name}.log")
     cells = {}
     try:
-        http = f"http://127.0.0.1:{ports['http']}"
-        server.wait_ready(
-            lambda: bench.http_get_status(f"{http}/v2/health/ready") == 200, 120
-        )
         for protocol in ("grpc", "sse"):
             for streams in args.streams:
                 client_spec = {

@@ -394,6 +394,9 @@ def test_build_run_and_call_a_real_image(tmp_path):
         assert code != 0 and b"No module named 'taichu_serve'" in output
         code, output = container.exec_run(["sh", "-c", "ls /app/models"])
         assert output.decode().split() == []  # models/ is not in the image
+        code, output = container.exec_run(["python3", "-c", STALE_BYTECODE])
+        assert code == 0, output.decode()
+        assert output.decode().split() == []  # no start compiles the code again
         container.stop(timeout=30)
         status = container.wait(timeout=60)["StatusCode"]
         assert status == 0  # SIGTERM reached the server, which drained and exited
@@ -401,6 +404,29 @@ def test_build_run_and_call_a_real_image(tmp_path):
     finally:
         container.remove(force=True)
         client.images.remove(image, force=True)
+
+
+# Prints each .py file under /app that has no bytecode Python would use: the image runs
+# with PYTHONDONTWRITEBYTECODE, so such a file is compiled anew at every start.
+STALE_BYTECODE = """
+import importlib.util, pathlib
+for source in pathlib.Path("/app").rglob("*.py"):
+    cached = pathlib.Path(importlib.util.cache_from_source(str(source)))
+    header = cached.read_bytes()[:16] if cached.exists() else b""
+    flags = int.from_bytes(header[4:8], "little")
+    stat, data = source.stat(), source.read_bytes()
+    if header[:4] != importlib.util.MAGIC_NUMBER:
+        fresh = False
+    elif flags & 1:  # hash-based
+        fresh = header[8:16] == importlib.util.source_hash(data)
+    else:
+        fresh = header[8:16] == (
+            int(stat.st_mtime).to_bytes(4, "little")
+            + stat.st_size.to_bytes(4, "little")
+        )
+    if not fresh:
+        print(source)
+"""
 
 
 def cached_steps(build_output: str) -> list:

@@ -145,6 +145,10 @@ def http_protocol(ledger: ConnectionLedger, base: type) -> type:
             owed[self._fd] = ANSWERING
             self._transport.write(data)
 
+        def writelines(self, chunks) -> None:
+            owed[self._fd] = ANSWERING
+            self._transport.writelines(chunks)
+
         def __getattr__(self, name):
             return getattr(self._transport, name)
 

@@ -24,6 +24,7 @@ from ..state import ServerState
 from ..surface import INFER_ROUTE, STREAM_ROUTE, path_regex
 from .body import LARGE_BODY, Bodies
 from .codec import decode_request, dumps, encode_response
+from .corked_writes import corked
 
 logger = logging.getLogger("taichu_runtime")
 
@@ -207,34 +208,40 @@ class InferRoute:
             except (asyncio.CancelledError, Exception) as error:
                 await self.send_failure(send, scope, error)
                 return
-            headers = {**SSE_HEADERS, "X-Request-Id": request_id}
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 200,
-                    "headers": raw_headers(b"text/event-stream", headers),
-                }
-            )
-            event = {"type": "http.response.body", "body": first, "more_body": True}
-            await send(event)
-            # One watcher per stream, not a check per event: a generator that waits
-            # long for its next item is stopped when the client leaves, not after.
-            watcher = asyncio.ensure_future(
-                _cancel_on_hang_up(receive, asyncio.current_task())
-            )
-            try:
-                async for data in events:
-                    body = {"type": "http.response.body", "body": data}
-                    await send({**body, "more_body": True})
-            except asyncio.CancelledError:
-                if watcher.done() and not watcher.cancelled():
-                    return  # the watcher's doing: the client hung up, nobody to tell
-                raise
-            finally:
-                watcher.cancel()
-            await send({"type": "http.response.body", "body": b""})
+            with corked(client_of(receive)[0]):
+                sent = await self._send_events(receive, send, request_id, first, events)
+            if sent:
+                await send({"type": "http.response.body", "body": b""})
         finally:
             await events.aclose()
+
+    async def _send_events(self, receive, send, request_id: str, first, events) -> bool:
+        """The head and every event; False if the client hung up on the way."""
+        headers = {**SSE_HEADERS, "X-Request-Id": request_id}
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": raw_headers(b"text/event-stream", headers),
+            }
+        )
+        await send({"type": "http.response.body", "body": first, "more_body": True})
+        # One watcher per stream, not a check per event: a generator that waits long
+        # for its next item is stopped when the client leaves, not after.
+        watcher = asyncio.ensure_future(
+            _cancel_on_hang_up(receive, asyncio.current_task())
+        )
+        try:
+            async for data in events:
+                body = {"type": "http.response.body", "body": data}
+                await send({**body, "more_body": True})
+        except asyncio.CancelledError:
+            if watcher.done() and not watcher.cancelled():
+                return False  # the watcher's doing: the client hung up, nobody to tell
+            raise
+        finally:
+            watcher.cancel()
+        return True
 
 
 async def _cancel_on_hang_up(receive, task) -> None:

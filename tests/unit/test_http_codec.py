@@ -1,12 +1,18 @@
 """http_api/codec.py: JSON and the binary tensor extension decode to one InferRequest."""
 
+import asyncio
 import json
 
 import numpy as np
 import pytest
 
 from taichu_runtime.errors import InvalidInput
-from taichu_runtime.http_api.codec import decode_request, dumps, encode_response
+from taichu_runtime.http_api.codec import (
+    decode_request,
+    dumps,
+    encode_response,
+    encode_response_parts,
+)
 from taichu_runtime.protocol import PARAMETERS, TENSORS, InferResponse
 
 
@@ -76,3 +82,44 @@ def test_a_response_lists_each_output_with_its_datatype_and_shape():
     assert document["outputs"] == [
         {"name": "y", "datatype": "INT32", "shape": [1, 2], "data": [1, 2]}
     ]
+
+
+def sent_by(parts, headers=None):
+    """The ASGI messages send_parts() sends for `parts`."""
+    from taichu_runtime.http_api.infer_route import send_parts
+
+    messages = []
+
+    async def send(message):
+        messages.append(message)
+
+    asyncio.run(send_parts(send, 200, parts, list(headers or [])))
+    return messages
+
+
+def test_large_binary_outputs_are_sent_from_the_arrays_own_memory():
+    request = decode_request(
+        b'{"inputs": [], "parameters": {"binary_data_output": true}}', {}, "m", "1"
+    )
+    first = np.arange(200_000, dtype=np.float32)  # 800 kB each
+    second = np.arange(200_000, dtype=np.int32)
+    response = InferResponse("m", "1", "r", TENSORS, outputs={"a": first, "b": second})
+    parts, headers = encode_response_parts(response, request)
+    start, *bodies = sent_by(parts)
+    assert (b"content-length", str(sum(map(len, parts))).encode()) in start["headers"]
+    assert [m.get("more_body", False) for m in bodies] == [True, True, False]
+    assert np.shares_memory(np.frombuffer(bodies[1]["body"], np.float32), first)
+    assert np.shares_memory(np.frombuffer(bodies[2]["body"], np.int32), second)
+    joined, _ = encode_response(response, request)
+    assert b"".join(bytes(m["body"]) for m in bodies) == joined  # the same bytes
+    header = int(headers["Inference-Header-Content-Length"])
+    assert json.loads(joined[:header])["outputs"][1]["parameters"] == {
+        "binary_data_size": second.nbytes
+    }
+
+
+def test_a_small_body_in_parts_is_sent_in_one_message():
+    parts = [b'{"outputs": []}', memoryview(b"\x00" * 16)]
+    start, body = sent_by(parts)
+    assert body == {"type": "http.response.body", "body": b"".join(parts)}
+    assert (b"content-length", b"31") in start["headers"]

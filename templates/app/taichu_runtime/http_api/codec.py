@@ -203,6 +203,15 @@ def encode_response(
     response: InferResponse, request: InferRequest
 ) -> Tuple[bytes, Dict]:
     """-> (body, extra headers)."""
+    parts, headers = encode_response_parts(response, request)
+    return b"".join(parts), headers  # a lone part is not copied
+
+
+def encode_response_parts(
+    response: InferResponse, request: InferRequest
+) -> Tuple[List[Union[bytes, memoryview]], Dict]:
+    """-> (the body in parts, extra headers): the JSON, then each binary output as a
+    view of its array's memory where it can be, for a sender that need not join them."""
     document: Dict[str, Any] = {
         "id": response.id,
         "model_name": response.model_name,
@@ -210,9 +219,9 @@ def encode_response(
     }
     if response.mode == PARAMETERS:
         document["parameters"] = response.values
-        return dumps(document), {}
+        return [dumps(document)], {}
     outputs: List[Dict[str, Any]] = []
-    chunks: List[Union[bytes, memoryview]] = []  # binary outputs, each copied once
+    chunks: List[Union[bytes, memoryview]] = []  # binary outputs
     for name, array in response.outputs.items():
         output: Dict[str, Any] = {
             "name": name,
@@ -235,10 +244,8 @@ def encode_response(
     if b"null" in header and _write_non_finite(outputs):
         header = dumps(document)
     if not chunks:
-        return header, {}
-    return b"".join([header, *chunks]), {
-        "Inference-Header-Content-Length": str(len(header))
-    }
+        return [header], {}
+    return [header, *chunks], {"Inference-Header-Content-Length": str(len(header))}
 
 
 def decode_generate(

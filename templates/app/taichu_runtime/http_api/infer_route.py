@@ -12,7 +12,7 @@ v2 error bodies.
 
 import asyncio
 import logging
-from typing import Any, AsyncGenerator, Callable, Dict, Tuple
+from typing import Any, AsyncGenerator, Callable, Dict, List, Tuple
 
 from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect, Request
@@ -23,7 +23,7 @@ from ..protocol import never_gone
 from ..state import ServerState
 from ..surface import INFER_ROUTE, STREAM_ROUTE, path_regex
 from .body import LARGE_BODY, Bodies
-from .codec import decode_request, dumps, encode_response
+from .codec import decode_request, dumps, encode_response_parts
 from .corked_writes import corked
 
 logger = logging.getLogger("taichu_runtime")
@@ -35,11 +35,31 @@ BINARY = b"application/octet-stream"
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
+# A body in parts smaller than this is joined and sent in one write; a larger one is
+# sent part by part, so that large binary outputs go out from the arrays' own memory.
+JOIN_BELOW = 256 * 1024
+
+
 async def send_response(send, status: int, body: bytes, headers) -> None:
     """One complete response; `headers` are (bytes, bytes) pairs besides the length."""
     headers.append((b"content-length", str(len(body)).encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+async def send_parts(send, status: int, parts: List[Any], headers) -> None:
+    """send_response() of a body in parts (bytes or memoryviews), without joining
+    them when they are large: joining copies every byte once more."""
+    size = sum(map(len, parts))
+    if len(parts) == 1 or size < JOIN_BELOW:
+        await send_response(send, status, b"".join(parts), headers)
+        return
+    headers.append((b"content-length", str(size).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    last = len(parts) - 1
+    for index, part in enumerate(parts):
+        more = index < last
+        await send({"type": "http.response.body", "body": part, "more_body": more})
 
 
 async def send_stopped(send, message: str) -> None:
@@ -155,15 +175,13 @@ class InferRoute:
                 response = await self.guard.within_deadline(
                     host.infer(request), request
                 )
-                content, binary_headers = encode_response(response, request)
+                parts, binary_headers = encode_response_parts(response, request)
         except (asyncio.CancelledError, Exception) as error:
             await self.send_failure(send, scope, error)
             return
         content_type = BINARY if binary_headers else JSON
         binary_headers["X-Request-Id"] = call.request_id
-        await send_response(
-            send, 200, content, raw_headers(content_type, binary_headers)
-        )
+        await send_parts(send, 200, parts, raw_headers(content_type, binary_headers))
 
     async def send_failure(self, send, scope, error: BaseException) -> None:
         """The answer to a request that failed before its answer began: its v2 error,

@@ -104,7 +104,8 @@ def test_large_binary_outputs_are_sent_from_the_arrays_own_memory():
     first = np.arange(200_000, dtype=np.float32)  # 800 kB each
     second = np.arange(200_000, dtype=np.int32)
     response = InferResponse("m", "1", "r", TENSORS, outputs={"a": first, "b": second})
-    parts, headers = encode_response_parts(response, request)
+    header, binary, headers = encode_response_parts(response, request)
+    parts = [header, *binary]
     start, *bodies = sent_by(parts)
     assert (b"content-length", str(sum(map(len, parts))).encode()) in start["headers"]
     assert [m.get("more_body", False) for m in bodies] == [True, True, False]

@@ -8,7 +8,7 @@ request asks (`binary_data` on an output, or `binary_data_output` for all).
 """
 
 import json
-from typing import Any, Dict, List, Mapping, Tuple, Union
+from typing import Any, Dict, List, Mapping, Sequence, Tuple, Union
 
 import numpy as np
 import orjson
@@ -203,15 +203,15 @@ def encode_response(
     response: InferResponse, request: InferRequest
 ) -> Tuple[bytes, Dict]:
     """-> (body, extra headers)."""
-    parts, headers = encode_response_parts(response, request)
-    return b"".join(parts), headers  # a lone part is not copied
+    header, binary, headers = encode_response_parts(response, request)
+    return (b"".join([header, *binary]) if binary else header), headers
 
 
 def encode_response_parts(
     response: InferResponse, request: InferRequest
-) -> Tuple[List[Union[bytes, memoryview]], Dict]:
-    """-> (the body in parts, extra headers): the JSON, then each binary output as a
-    view of its array's memory where it can be, for a sender that need not join them."""
+) -> Tuple[bytes, Sequence[Union[bytes, memoryview]], Dict]:
+    """-> (the JSON, the binary outputs, extra headers): the body without joining
+    them, each binary output a view of its array's memory where it can be."""
     document: Dict[str, Any] = {
         "id": response.id,
         "model_name": response.model_name,
@@ -219,7 +219,7 @@ def encode_response_parts(
     }
     if response.mode == PARAMETERS:
         document["parameters"] = response.values
-        return [dumps(document)], {}
+        return dumps(document), (), {}
     outputs: List[Dict[str, Any]] = []
     chunks: List[Union[bytes, memoryview]] = []  # binary outputs
     for name, array in response.outputs.items():
@@ -244,8 +244,8 @@ def encode_response_parts(
     if b"null" in header and _write_non_finite(outputs):
         header = dumps(document)
     if not chunks:
-        return [header], {}
-    return [header, *chunks], {"Inference-Header-Content-Length": str(len(header))}
+        return header, (), {}
+    return header, chunks, {"Inference-Header-Content-Length": str(len(header))}
 
 
 def decode_generate(

@@ -51,7 +51,7 @@ async def send_parts(send, status: int, parts: List[Any], headers) -> None:
     """send_response() of a body in parts (bytes or memoryviews), without joining
     them when they are large: joining copies every byte once more."""
     size = sum(map(len, parts))
-    if len(parts) == 1 or size < JOIN_BELOW:
+    if size < JOIN_BELOW:
         await send_response(send, status, b"".join(parts), headers)
         return
     headers.append((b"content-length", str(size).encode()))
@@ -175,13 +175,18 @@ class InferRoute:
                 response = await self.guard.within_deadline(
                     host.infer(request), request
                 )
-                parts, binary_headers = encode_response_parts(response, request)
+                header, binary, binary_headers = encode_response_parts(
+                    response, request
+                )
         except (asyncio.CancelledError, Exception) as error:
             await self.send_failure(send, scope, error)
             return
-        content_type = BINARY if binary_headers else JSON
         binary_headers["X-Request-Id"] = call.request_id
-        await send_parts(send, 200, parts, raw_headers(content_type, binary_headers))
+        if not binary:
+            await send_response(send, 200, header, raw_headers(JSON, binary_headers))
+            return
+        parts = [header, *binary]
+        await send_parts(send, 200, parts, raw_headers(BINARY, binary_headers))
 
     async def send_failure(self, send, scope, error: BaseException) -> None:
         """The answer to a request that failed before its answer began: its v2 error,

@@ -231,7 +231,8 @@ class InferRoute:
             except (asyncio.CancelledError, Exception) as error:
                 await self.send_failure(send, scope, error)
                 return
-            with corked(client_of(receive)[0]):
+            cycle, _ = client_of(receive)
+            with corked(cycle):
                 sent = await self._send_events(receive, send, request_id, first, events)
             if sent:
                 await send({"type": "http.response.body", "body": b""})

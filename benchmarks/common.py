@@ -40,7 +40,9 @@ def mlserver_servers(directory: Path, model: str) -> dict:
     }
 
 
-def render_project(directory: Path, service: str) -> Path:
+def render_project(directory: Path, service: str, bytecode: bool = True) -> Path:
+    """A new project in `directory`, serving benchmarks/services/`service`.py (or the
+    template's identity service); with its bytecode, as an image has it."""
     subprocess.run(
         [sys.executable, "-m", "taichu_serve", "init", str(directory)],
         check=True,
@@ -48,7 +50,18 @@ def render_project(directory: Path, service: str) -> Path:
     )
     if service:  # else the documented identity customize_service.py
         shutil.copy(SERVICES / f"{service}.py", directory / "customize_service.py")
-    return directory
+    return compile_bytecode(directory) if bytecode else directory
+
+
+def compile_bytecode(project: Path) -> Path:
+    """As the Dockerfile does: no start then compiles the code, whatever
+    PYTHONDONTWRITEBYTECODE says."""
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", "--invalidation-mode",
+         "checked-hash", str(project)],
+        check=True,
+    )  # fmt: skip
+    return project
 
 
 def runtime_from(project: Path, revision: str) -> Path:
@@ -64,7 +77,7 @@ def runtime_from(project: Path, revision: str) -> Path:
         shutil.rmtree(project / "taichu_runtime")
         shutil.move(Path(tmp) / "templates/app/taichu_runtime", project)
     (project / "taichu_runtime" / "requirements.txt.jinja").unlink(missing_ok=True)
-    return project
+    return compile_bytecode(project)
 
 
 def server_command(project: Path, env: dict) -> str:

@@ -16,12 +16,11 @@ import http.client
 import shlex
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from common import free_port, render_project, server_command
+from common import compile_bytecode, free_port, render_project, server_command
 
 
 def resident_mib(pid: int) -> float:
@@ -67,17 +66,6 @@ def start_once(project: Path, env: dict) -> tuple:
         process.wait(timeout=60)
 
 
-def compile_bytecode(project: Path) -> Path:
-    """As the Dockerfile does: no start then compiles the code, whatever
-    PYTHONDONTWRITEBYTECODE says."""
-    subprocess.run(
-        [sys.executable, "-m", "compileall", "-q", "--invalidation-mode",
-         "checked-hash", str(project)],
-        check=True,
-    )  # fmt: skip
-    return project
-
-
 def spread(values: list) -> str:
     return f"{statistics.median(values):.3f} ({min(values):.3f}-{max(values):.3f})"
 
@@ -97,11 +85,13 @@ def main() -> None:
         for item in filter(None, args.projects.split(",")):
             name, _, directory = item.partition("=")
             projects[name] = Path(directory).resolve()
-        for project in projects.values():
-            compile_bytecode(project)
+        for name, project in projects.items():
+            if name != "now":  # rendered with its bytecode
+                compile_bytecode(project)
         environments = {name: {} for name in projects}
         if args.source_only:
-            projects["source only"] = render_project(Path(scratch) / "source", "")
+            source = render_project(Path(scratch) / "source", "", bytecode=False)
+            projects["source only"] = source
             environments["source only"] = {"PYTHONDONTWRITEBYTECODE": "1"}
         runs: dict = {name: [] for name in projects}
         for round_index in range(args.rounds):

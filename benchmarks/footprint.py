@@ -84,10 +84,7 @@ def main() -> None:
         projects = {"now": render_project(Path(scratch) / "now", "")}
         for item in filter(None, args.projects.split(",")):
             name, _, directory = item.partition("=")
-            projects[name] = Path(directory).resolve()
-        for name, project in projects.items():
-            if name != "now":  # rendered with its bytecode
-                compile_bytecode(project)
+            projects[name] = compile_bytecode(Path(directory).resolve())
         environments = {name: {} for name in projects}
         if args.source_only:
             source = render_project(Path(scratch) / "source", "", bytecode=False)

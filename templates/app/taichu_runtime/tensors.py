@@ -313,7 +313,8 @@ def to_raw(array: np.ndarray) -> bytes:
 
 def raw_view(array: np.ndarray) -> Union[bytes, memoryview]:
     """to_raw() as a view of the array's memory where that already is its
-    little-endian raw encoding: for a body joined from parts, which copies once."""
+    little-endian raw encoding: a large one is sent from there without a copy
+    (http_api/infer_route.send_parts), a small one joined into the body once."""
     if array.dtype == object or array.size == 0:
         return to_raw(array)
     little = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))

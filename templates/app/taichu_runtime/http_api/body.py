@@ -5,7 +5,7 @@ max_decoded_size (budget.py), a large one off the event loop."""
 import asyncio
 import functools
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Mapping, Optional, Tuple, Union
+from typing import Callable, List, Mapping, Optional, Tuple, Union
 
 from .. import freed_memory
 from ..budget import budget_for
@@ -17,6 +17,9 @@ from ..state import ServerState
 # A body this large is decoded on the decoding thread: parsing it on the event loop
 # would hold up every other request and health probe for as long as it takes.
 LARGE_BODY = 1024 * 1024
+
+# A body of several chunks up to this size is gathered in a list and joined at its end.
+JOIN_UP_TO = 16 * 1024 * 1024
 
 
 class Bodies:
@@ -31,26 +34,38 @@ class Bodies:
         self, receive, headers: Mapping[str, str]
     ) -> Optional[Union[bytes, bytearray]]:
         """The whole body from the ASGI `receive`, or None if the client went away
-        first. A body of several chunks is gathered in one buffer, never copied."""
+        first. A body of several chunks is joined once it is all there: one copy of
+        each byte. A buffer grown chunk by chunk is copied again on most growths
+        while other bodies arrive beside it (realloc cannot grow it in place). Past
+        JOIN_UP_TO the body grows in one buffer all the same: glibc maps a buffer
+        that large on pages of its own and grows it without a copy, where a join
+        would hold the body twice for a moment."""
         limit = self.max_request_size
         declared = headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise self._too_large()  # before reading a byte of it
         message = await receive()
-        body: Union[bytes, bytearray] = b""
-        buffer = None
+        chunks: List[bytes] = []
+        buffer: Optional[bytearray] = None
+        size = 0
         while message["type"] != "http.disconnect":
             chunk = message.get("body", b"")
-            if buffer is None and not message.get("more_body", False):
-                body = chunk  # the usual small body, in one chunk
-            else:
-                buffer = buffer or bytearray()
-                buffer += chunk  # grows in place (realloc), copying nothing
-                body = buffer
-            if len(body) > limit:
+            more = message.get("more_body", False)
+            size += len(chunk)
+            if size > limit:
                 raise self._too_large()
-            if not message.get("more_body", False):
-                return body
+            if not more and size == len(chunk):
+                return chunk  # the usual small body, in one chunk
+            if buffer is not None:
+                buffer += chunk
+            elif size > JOIN_UP_TO:
+                buffer = bytearray().join(chunks)
+                buffer += chunk
+                chunks.clear()
+            else:
+                chunks.append(chunk)
+            if not more:
+                return b"".join(chunks) if buffer is None else buffer
             message = await receive()
         return None
 

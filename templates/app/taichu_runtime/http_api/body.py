@@ -18,8 +18,9 @@ from ..state import ServerState
 # would hold up every other request and health probe for as long as it takes.
 LARGE_BODY = 1024 * 1024
 
-# A body of several chunks up to this size is gathered in a list and joined at its end.
-JOIN_UP_TO = 16 * 1024 * 1024
+# A body of several chunks up to this size is gathered in a list and joined at its end;
+# a larger one grows in a buffer that malloc maps on pages of its own.
+JOIN_UP_TO = freed_memory.MMAP_THRESHOLD
 
 
 class Bodies:

@@ -2,6 +2,7 @@
 max_request_size, however many chunks it comes in."""
 
 import asyncio
+import tracemalloc
 
 import pytest
 
@@ -34,7 +35,8 @@ def test_a_body_in_one_chunk_is_that_chunk():
 
 
 def test_a_body_in_chunks_is_joined_in_order():
-    chunks = [bytes([i]) * 1000 for i in range(10)]
+    # small chunks (gathered into blocks) between large ones (kept as they are)
+    chunks = [bytes([i]) * (10 if i % 3 else 70_000) for i in range(10)]
     body = read(chunks)
     assert isinstance(body, bytes)  # joined: not a buffer grown chunk by chunk
     assert body == b"".join(chunks)
@@ -64,3 +66,26 @@ def test_a_declared_length_over_the_limit_is_refused_before_reading():
 
 def test_a_client_gone_before_the_end_gives_none():
     assert read([b"x" * 100, b"y" * 100], disconnect=True) is None
+
+
+def test_a_body_in_tiny_chunks_costs_about_its_size():
+    """A client that trickles its body two bytes at a time (within min_upload_rate)
+    must not make the worker hold an object for each: some 40 bytes apiece."""
+    count = 100_000
+    size = 2 * count
+
+    async def receive():
+        nonlocal count
+        count -= 1
+        chunk = bytes((120, 120))  # a new object each time, as uvicorn hands over
+        return {"type": "http.request", "body": chunk, "more_body": count > 0}
+
+    bodies = Bodies(max_request_size=size, max_decoded_size=size)
+    tracemalloc.start()
+    try:
+        body = asyncio.run(bodies.read(receive, {}))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert body == b"x" * size
+    assert peak < 3 * size

@@ -23,6 +23,53 @@ LARGE_BODY = 1024 * 1024
 JOIN_UP_TO = freed_memory.MMAP_THRESHOLD
 
 
+class Gathered:
+    """A body's chunks, joined once all are there: one copy of each byte. A buffer
+    grown chunk by chunk is copied again on most growths while other bodies arrive
+    beside it (realloc cannot grow it in place). Chunks under SMALL (a client that
+    trickles its body) are gathered into blocks of BLOCK first, so that they cost no
+    object each. Past JOIN_UP_TO the body grows in one buffer all the same: malloc
+    maps a buffer that large on pages of its own and grows it without a copy, where
+    a join would hold the body twice for a moment."""
+
+    SMALL = 4096
+    BLOCK = 64 * 1024
+
+    def __init__(self) -> None:
+        self.size = 0
+        self._blocks: List[Union[bytes, bytearray]] = []
+        self._small = bytearray()  # small chunks since the last block
+        self._grown: Optional[bytearray] = None  # past JOIN_UP_TO
+
+    def add(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self._grown is not None:
+            self._grown += chunk
+            return
+        if len(chunk) < self.SMALL:
+            self._small += chunk
+            if len(self._small) >= self.BLOCK:
+                self._end_block()
+        else:
+            self._end_block()
+            self._blocks.append(chunk)
+        if self.size > JOIN_UP_TO:
+            self._end_block()
+            self._grown = bytearray().join(self._blocks)
+            self._blocks.clear()
+
+    def body(self) -> Union[bytes, bytearray]:
+        if self._grown is not None:
+            return self._grown
+        self._end_block()
+        return b"".join(self._blocks)
+
+    def _end_block(self) -> None:
+        if self._small:
+            self._blocks.append(self._small)
+            self._small = bytearray()
+
+
 class Bodies:
     def __init__(self, max_request_size: int, max_decoded_size: int) -> None:
         self.max_request_size = max_request_size
@@ -35,38 +82,25 @@ class Bodies:
         self, receive, headers: Mapping[str, str]
     ) -> Optional[Union[bytes, bytearray]]:
         """The whole body from the ASGI `receive`, or None if the client went away
-        first. A body of several chunks is joined once it is all there: one copy of
-        each byte. A buffer grown chunk by chunk is copied again on most growths
-        while other bodies arrive beside it (realloc cannot grow it in place). Past
-        JOIN_UP_TO the body grows in one buffer all the same: glibc maps a buffer
-        that large on pages of its own and grows it without a copy, where a join
-        would hold the body twice for a moment."""
+        first."""
         limit = self.max_request_size
         declared = headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise self._too_large()  # before reading a byte of it
         message = await receive()
-        chunks: List[bytes] = []
-        buffer: Optional[bytearray] = None
-        size = 0
+        gathered: Optional[Gathered] = None
         while message["type"] != "http.disconnect":
             chunk = message.get("body", b"")
             more = message.get("more_body", False)
-            size += len(chunk)
-            if size > limit:
+            if gathered is None:
+                if not more and len(chunk) <= limit:
+                    return chunk  # the usual small body, in one chunk
+                gathered = Gathered()
+            gathered.add(chunk)
+            if gathered.size > limit:
                 raise self._too_large()
-            if not more and size == len(chunk):
-                return chunk  # the usual small body, in one chunk
-            if buffer is not None:
-                buffer += chunk
-            elif size > JOIN_UP_TO:
-                buffer = bytearray().join(chunks)
-                buffer += chunk
-                chunks.clear()
-            else:
-                chunks.append(chunk)
             if not more:
-                return b"".join(chunks) if buffer is None else buffer
+                return gathered.body()
             message = await receive()
         return None
 

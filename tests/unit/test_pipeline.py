@@ -11,7 +11,7 @@ import pytest
 
 from taichu_runtime.errors import InvalidInput, ModelFailed, TooManyRequests
 from taichu_runtime.pipeline import ModelHost
-from taichu_runtime.pipeline.streams import READ_AHEAD
+from taichu_runtime.pipeline.streams import LONG_RUN, READ_AHEAD
 from taichu_runtime.protocol import InferRequest
 from taichu_runtime.service import Service
 
@@ -197,11 +197,18 @@ def test_an_abandoned_stream_is_closed():
     assert closed.wait(5)
 
 
-def pulled_ahead(step_seconds: float, items: int = 40) -> int:
+def pulled_ahead(step_seconds: float, items: int = 40, other_job_at: int = 0) -> dict:
     """How many items a stream's generator had produced beyond those the reader had
-    taken, at most, when each item takes `step_seconds` to make."""
+    taken, at most, when each item takes `step_seconds` to make; and, if at item
+    `other_job_at` another job was handed to the model thread, how many items the
+    generator had made when that job ran."""
     taken = [0]
+    made_so_far = [0]
     most = [0]
+    made_when_other_ran = []
+
+    def other_job():
+        made_when_other_ran.append(made_so_far[0])
 
     class Generator(Service):
         def _postprocess(self, data, context):
@@ -209,7 +216,10 @@ def pulled_ahead(step_seconds: float, items: int = 40) -> int:
                 for made in range(1, items + 1):
                     if step_seconds:
                         time.sleep(step_seconds)
+                    made_so_far[0] = made
                     most[0] = max(most[0], made - taken[0])
+                    if made == other_job_at:
+                        host._threads.post(other_job)
                     yield {"y": np.array([made])}
 
             return items_()
@@ -223,15 +233,47 @@ def pulled_ahead(step_seconds: float, items: int = 40) -> int:
 
     asyncio.run(run())
     assert taken[0] == items
-    return most[0]
+    return {"ahead": most[0], "other_ran_after": made_when_other_ran}
 
 
-def test_quick_stream_items_are_pulled_a_few_ahead_and_slow_ones_one_at_a_time():
-    """Several quick items share a hand-over to the model thread; a slow generator
-    is not run ahead of its reader, so that other requests get the thread between
-    its items (and a reader that stops does not leave work done for nobody)."""
-    assert 2 <= pulled_ahead(0) <= READ_AHEAD + 1
-    assert pulled_ahead(0.002, items=10) == 1
+def test_quick_stream_items_are_pulled_in_runs_and_slow_ones_one_at_a_time():
+    """Quick items share a hand-over to the model thread, but no more than LONG_RUN
+    run ahead of a slow reader; a slow generator is not run ahead of its reader, so
+    that other requests get the thread between its items (and a reader that stops
+    does not leave work done for nobody)."""
+    assert 2 * READ_AHEAD < pulled_ahead(0, items=200)["ahead"] <= LONG_RUN + 1
+    assert pulled_ahead(0.002, items=10)["ahead"] == 1
+
+
+def test_a_run_of_quick_items_gives_way_to_a_waiting_job():
+    """Past READ_AHEAD items a run goes on only while nobody else waits: a job that
+    comes in the middle of a run waits for at most READ_AHEAD items."""
+    ran = pulled_ahead(0, items=200, other_job_at=3)["other_ran_after"]
+    assert ran and ran[0] <= READ_AHEAD + 1
+
+
+def test_the_items_before_a_failing_one_reach_the_reader():
+    """An item that raises ends its run: the items pulled before it are sent first."""
+
+    class FailsAtFour(Service):
+        def _postprocess(self, data, context):
+            def items_():
+                for made in range(1, 4):
+                    yield {"y": np.array([made])}
+                raise ValueError("the fourth item")
+
+            return items_()
+
+    host = ModelHost(FailsAtFour("/nowhere"), "m", "1")
+    received = []
+
+    async def run():
+        async for response in host.stream(request([1])):
+            received.append(int(response.outputs["y"][0]))
+
+    with pytest.raises(ModelFailed):
+        asyncio.run(run())
+    assert received == [1, 2, 3]
 
 
 def test_a_full_queue_turns_requests_away_on_both_doors():

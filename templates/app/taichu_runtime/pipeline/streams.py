@@ -3,19 +3,21 @@
 
 If _postprocess returns an iterator or generator (sync or async), each item is a
 response of its own. A slow reader holds back the generator instead of filling
-memory (a sync generator's quick items run at most READ_AHEAD ahead of it). Items of a
+memory (a sync generator's quick items run at most LONG_RUN ahead of it). Items of a
 sync generator are pulled on the model thread in their turn, so other requests get
 theirs between two items (or two short runs of quick ones). A stream the client
 abandons is closed, so the generator's `finally` runs.
+
+Why runs: the event loop and the model thread share a busy core, and a hand-over
+there and back costs more than a quick item. A stream alone pulls its quick items
+many at a time; when others wait for the thread, at most READ_AHEAD.
 """
 
 import asyncio
-import collections
 import logging
-import math
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
-from typing import Any, AsyncGenerator, Deque, Generator, List
+from typing import Any, AsyncGenerator, Generator, List, Optional, Tuple
 
 from .hooks import Failures
 from .threads import ModelThreads
@@ -23,10 +25,13 @@ from .threads import ModelThreads
 logger = logging.getLogger("taichu_runtime")
 
 _END = object()
-# A generator whose items take under QUICK_STEP seconds each is asked for up to
-# READ_AHEAD items at once: another request then waits at most about 4 ms for the thread.
+# A generator whose items take under QUICK_STEP seconds each is pulled in runs: up to
+# READ_AHEAD items in one turn of the model thread (another request then waits at most
+# about 4 ms for it), and on while nobody else waits, up to LONG_RUN items or RUN_TIME.
 QUICK_STEP = 0.0005
 READ_AHEAD = 8
+LONG_RUN = 64
+RUN_TIME = 0.004
 
 
 def is_stream(result: Any) -> bool:
@@ -47,54 +52,41 @@ class StreamItems:
     async def pulled(
         self, iterator: Iterator, request_id: str
     ) -> AsyncGenerator[Any, None]:
-        """A sync iterator's items, each pulled on the model thread in its turn.
-
-        Items that come quickly (the last step took under QUICK_STEP seconds) are
-        asked for up to READ_AHEAD at a time, so that one hand-over to the model thread
-        and back carries several (a model thread takes the jobs handed over together
-        in one turn); a slower generator is asked for one item at a time, so that
-        other requests get the thread between two of its items."""
-        ahead = READ_AHEAD if self._threads.count == 1 else 1  # no next() in parallel
-        steps: Deque[asyncio.Future] = collections.deque()
-        in_flight = 0  # next() calls not yet returned on the model thread
-        close_when_stepped = False
+        """A sync iterator's items, pulled on the model thread in runs (_run): one
+        hand-over to the thread and back carries all the items of a run."""
         finished = False
-        last_step = [math.inf]  # seconds the last next() took; unknown at first
+        running = False  # a run is on the model thread
+        close_when_run = False
+        first = True
 
-        def step_over() -> None:
-            nonlocal in_flight
-            in_flight -= 1
-            if close_when_stepped and not in_flight:
+        def run_over() -> None:
+            nonlocal running
+            running = False
+            if close_when_run:
                 self.close(iterator)
 
         try:
             while True:
-                wanted = ahead if last_step[0] < QUICK_STEP else 1
-                while len(steps) < wanted:
-                    in_flight += 1
-                    steps.append(
-                        self._threads.submit(
-                            self._timed_next, iterator, last_step, on_done=step_over
-                        )
-                    )
-                try:
-                    item = await steps.popleft()
-                except Exception as error:
+                running = True
+                items, error = await self._threads.submit(
+                    self._run, iterator, first, on_done=run_over
+                )
+                first = False
+                for item in items:
+                    if item is _END:
+                        finished = True
+                        return
+                    yield item
+                if error is not None:
                     finished = True
                     what = "a streamed item failed"
                     raise self.failures.logged(error, request_id, what) from None
-                if item is _END:
-                    finished = True
-                    return
-                yield item
         finally:
-            for step in steps:  # asked ahead, not taken: nobody reads them now
-                step.cancel()
             if not finished:
                 # Cancelled or abandoned: close the generator on the model thread, once
-                # the steps in progress, if any, are over.
-                if in_flight:
-                    close_when_stepped = True
+                # the run in progress, if any, is over.
+                if running:
+                    close_when_run = True
                 else:
                     self.close(iterator)
 
@@ -135,12 +127,38 @@ class StreamItems:
             if close is not None:
                 await close()
 
-    def _timed_next(self, iterator: Iterator, last_step: List[float]) -> Any:
-        started = time.perf_counter()
+    def _run(
+        self, iterator: Iterator, first: bool
+    ) -> Tuple[List[Any], Optional[Exception]]:
+        """On the model thread: the next items, and the error that ended the run if one
+        did. One item if it is the stream's first or took QUICK_STEP or longer; else
+        up to READ_AHEAD quick ones, and on while no other job waits for the thread
+        (up to LONG_RUN items within RUN_TIME)."""
+        items: List[Any] = []
+        clock = time.perf_counter
+        started = step_started = clock()
         try:
-            return self._next(iterator)
-        finally:
-            last_step[0] = time.perf_counter() - started
+            while True:
+                item = self._next(iterator)
+                items.append(item)
+                now = clock()
+                if (
+                    item is _END
+                    or first
+                    or now - step_started >= QUICK_STEP
+                    or (
+                        len(items) >= READ_AHEAD
+                        and (
+                            len(items) >= LONG_RUN
+                            or now - started >= RUN_TIME
+                            or self._threads.others_waiting()
+                        )
+                    )
+                ):
+                    return items, None
+                step_started = now
+        except Exception as error:  # the items before it are still the reader's
+            return items, error
 
     def _next(self, iterator: Iterator) -> Any:
         with self.tracing.span("stream item"):

@@ -77,6 +77,10 @@ class Turn:
             else:
                 self._free += 1
 
+    def awaited(self) -> bool:
+        """Whether a thread waits for a place."""
+        return bool(self._waiting)
+
 
 class ModelThreads:
     def __init__(self, count: int, name: str = "model") -> None:
@@ -85,6 +89,7 @@ class ModelThreads:
         self._submitted: list = []  # this loop iteration's jobs, not handed over yet
         self._finished: list = []  # results not yet taken by the loop
         self._finished_lock = threading.Lock()
+        self._behind = 0  # jobs handed over with the one running, still to run
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self.count = count
         self._awaited: set = set()  # outcomes gRPC threads wait for (see cut_off)
@@ -152,6 +157,16 @@ class ModelThreads:
             finally:
                 del self._since[thread]
 
+    def others_waiting(self) -> bool:
+        """From a job: whether other jobs wait for a model thread (a stream's run of
+        quick items ends early then)."""
+        return bool(
+            self._behind
+            or not self._jobs.empty()
+            or self._submitted
+            or self._turn.awaited()
+        )
+
     def longest_job(self) -> float:
         """Seconds the longest-running job has run so far (0 when none runs)."""
         now = time.monotonic()
@@ -179,7 +194,8 @@ class ModelThreads:
             with self._turn:
                 if self.count == 1:
                     jobs = self._and_queued(jobs)
-                for job in jobs:
+                for index, job in enumerate(jobs, 1):
+                    self._behind = len(jobs) - index
                     since[thread] = clock()
                     running = self._run(*job)
                     since[thread] = 0.0

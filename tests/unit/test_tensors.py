@@ -73,6 +73,16 @@ def test_hook_results_become_v2_tensors():
     assert datatype_of(as_output("y", np.zeros(3, np.float32))) == "FP32"
 
 
+@pytest.mark.parametrize("text", ["tok", "héllo ✓", ""])
+def test_a_str_output_is_the_same_tensor_as_its_array(text):
+    """A str (a streamed token, usually) takes a shorter way to its tensor: the same
+    one, a scalar BYTES tensor of its UTF-8 bytes, that a str array becomes."""
+    fast, general = as_output("y", text), as_output("y", np.array(text))
+    assert fast.dtype == general.dtype == object
+    assert fast.shape == general.shape == ()
+    assert fast.tolist() == general.tolist() == text.encode("utf-8")
+
+
 @pytest.mark.parametrize(
     "array",
     [

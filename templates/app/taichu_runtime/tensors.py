@@ -361,6 +361,8 @@ def as_output(output: str, value: Any) -> np.ndarray:
     """
     if isinstance(value, np.ndarray):
         array = value
+    elif type(value) is str:  # a streamed token, often: one step instead of six
+        return np.array(value.encode("utf-8"), dtype=object)
     elif isinstance(value, (str, bytes, bytearray)):
         array = np.array([value], dtype=object).reshape(())
     else:

@@ -6,7 +6,7 @@ parameter encoding a service uses.
 """
 
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Tuple
 
 from ..budget import NO_LIMIT, DecodeBudget
 from ..errors import InvalidInput
@@ -39,9 +39,20 @@ class Dialect:
     response_class: type
     read_parameter: Callable[..., Any]  # (parameter[, budget]) -> value
     write_parameter: Callable[[Any, Any], None]
-    # ModelStreamInfer: a response -> the stream's message; (error, request id) -> message.
-    stream_item: Callable[[Any], Any]
+    # ModelStreamInfer: a new reply and the response message within it (the same one
+    # for taichu_infer); (error, request id) -> reply.
+    stream_reply: Callable[[], Tuple[Any, Any]]
     stream_error: Callable[[str, str], Any]
+
+
+def _v2_stream_reply() -> Tuple[Any, Any]:
+    reply = v2_pb2.ModelStreamInferResponse()
+    return reply, reply.infer_response
+
+
+def _legacy_stream_reply() -> Tuple[Any, Any]:
+    reply = legacy_pb2.ModelInferResponse()
+    return reply, reply
 
 
 def _v2_stream_error(error: str, request_id: str):
@@ -62,9 +73,7 @@ V2 = Dialect(
     v2_pb2.ModelInferResponse,
     parameters.read_v2,
     parameters.write_v2,
-    stream_item=lambda response: v2_pb2.ModelStreamInferResponse(
-        infer_response=response
-    ),
+    stream_reply=_v2_stream_reply,
     stream_error=_v2_stream_error,
 )
 LEGACY = Dialect(
@@ -72,7 +81,7 @@ LEGACY = Dialect(
     legacy_pb2.ModelInferResponse,
     parameters.read_legacy,
     parameters.write_legacy,
-    stream_item=lambda response: response,
+    stream_reply=_legacy_stream_reply,
     stream_error=_legacy_stream_error,
 )
 
@@ -150,12 +159,16 @@ def decode_request(
     return request
 
 
-def encode_response(response: InferResponse, request: InferRequest, dialect: Dialect):
-    message = dialect.response_class(
-        model_name=response.model_name,
-        model_version=response.model_version,
-        id=response.id,
-    )
+def encode_response(
+    response: InferResponse, request: InferRequest, dialect: Dialect, message=None
+):
+    """The response message; filled into `message` if given (a stream's reply holds
+    its response: built in place, it is not copied into the reply)."""
+    if message is None:
+        message = dialect.response_class()
+    message.model_name = response.model_name
+    message.model_version = response.model_version
+    message.id = response.id
     if response.mode == PARAMETERS:
         for key, value in response.values.items():
             dialect.write_parameter(message.parameters[str(key)], value)

@@ -211,11 +211,12 @@ class InferenceServicer:
                         if not context.is_active():
                             call.status = CLIENT_CLOSED
                             return
-                        reply = codec.encode_response(response, request, dialect)
+                        reply, message = dialect.stream_reply()
+                        codec.encode_response(response, request, dialect, message)
                         if final_flag:
-                            reply.parameters[FINAL_RESPONSE].bool_param = False
+                            message.parameters[FINAL_RESPONSE].bool_param = False
                         self.guard.item_sent(call)
-                        yield dialect.stream_item(reply)
+                        yield reply
                 finally:
                     responses.close()  # a cancelled stream closes the model's generator
         except ServingError as error:
@@ -224,13 +225,12 @@ class InferenceServicer:
             logger.exception("unexpected error in ModelStreamInfer")
             yield dialect.stream_error("internal server error", message.id)
         if final_flag:
-            last = pb2.ModelInferResponse(
-                model_name=message.model_name,
-                model_version=message.model_version,
-                id=message.id,
-            )
+            reply, last = dialect.stream_reply()
+            last.model_name = message.model_name
+            last.model_version = message.model_version
+            last.id = message.id
             last.parameters[FINAL_RESPONSE].bool_param = True
-            yield dialect.stream_item(last)
+            yield reply
 
 
 def _call_ended(context) -> bool:

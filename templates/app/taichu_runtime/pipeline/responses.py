@@ -62,6 +62,7 @@ class Responses:
 
     def of_item(self, request: InferRequest, item: Any) -> InferResponse:
         """One streamed item's response; an item that is no dict is text."""
-        if not isinstance(item, Mapping):
+        kind = type(item)  # text first: asking Mapping about a str takes longer
+        if kind is str or (kind is not dict and not isinstance(item, Mapping)):
             item = {"text_output": item}
         return self.of(request, item)

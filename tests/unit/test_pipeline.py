@@ -197,7 +197,9 @@ def test_an_abandoned_stream_is_closed():
     assert closed.wait(5)
 
 
-def pulled_ahead(step_seconds: float, items: int = 40, other_job_at: int = 0) -> dict:
+def pulled_ahead(
+    step_seconds: float, items: int = 40, other_job_at: int = 0, door: str = "loop"
+) -> dict:
     """How many items a stream's generator had produced beyond those the reader had
     taken, at most, when each item takes `step_seconds` to make; and, if at item
     `other_job_at` another job was handed to the model thread, how many items the
@@ -231,24 +233,33 @@ def pulled_ahead(step_seconds: float, items: int = 40, other_job_at: int = 0) ->
             taken[0] += 1
             await asyncio.sleep(0.001)  # a reader slower than the generator
 
-    asyncio.run(run())
+    if door == "loop":
+        asyncio.run(run())
+    else:  # a gRPC stream's thread
+        for _ in host.stream_blocking(request([1]), loop=None):
+            taken[0] += 1
+            time.sleep(0.001)
     assert taken[0] == items
     return {"ahead": most[0], "other_ran_after": made_when_other_ran}
 
 
-def test_quick_stream_items_are_pulled_in_runs_and_slow_ones_one_at_a_time():
-    """Quick items share a hand-over to the model thread, but no more than LONG_RUN
-    run ahead of a slow reader; a slow generator is not run ahead of its reader, so
-    that other requests get the thread between its items (and a reader that stops
-    does not leave work done for nobody)."""
-    assert 2 * READ_AHEAD < pulled_ahead(0, items=200)["ahead"] <= LONG_RUN + 1
-    assert pulled_ahead(0.002, items=10)["ahead"] == 1
+@pytest.mark.parametrize("door", ["loop", "thread"])
+def test_quick_stream_items_are_pulled_in_runs_and_slow_ones_one_at_a_time(door):
+    """Quick items share a hand-over to the model thread (or a turn of a gRPC
+    stream's thread), but no more than LONG_RUN run ahead of a slow reader; a slow
+    generator is not run ahead of its reader, so that other requests get the thread
+    between its items (and a reader that stops does not leave work done for
+    nobody)."""
+    ahead = pulled_ahead(0, items=200, door=door)["ahead"]
+    assert 2 * READ_AHEAD < ahead <= LONG_RUN + 1
+    assert pulled_ahead(0.002, items=10, door=door)["ahead"] == 1
 
 
-def test_a_run_of_quick_items_gives_way_to_a_waiting_job():
+@pytest.mark.parametrize("door", ["loop", "thread"])
+def test_a_run_of_quick_items_gives_way_to_a_waiting_job(door):
     """Past READ_AHEAD items a run goes on only while nobody else waits: a job that
     comes in the middle of a run waits for at most READ_AHEAD items."""
-    ran = pulled_ahead(0, items=200, other_job_at=3)["other_ran_after"]
+    ran = pulled_ahead(0, items=200, other_job_at=3, door=door)["other_ran_after"]
     assert ran and ran[0] <= READ_AHEAD + 1
 
 

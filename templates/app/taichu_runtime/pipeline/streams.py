@@ -93,21 +93,23 @@ class StreamItems:
     def pulled_here(
         self, iterator: Iterator, request_id: str
     ) -> Generator[Any, None, None]:
-        """pulled() for a gRPC stream's thread: each item pulled on this thread, in
-        its turn (ModelThreads.run_here)."""
+        """pulled() for a gRPC stream's thread: each run pulled on this thread, in its
+        turn (ModelThreads.run_here)."""
         finished = False
+        first = True
         try:
             while True:
-                try:
-                    item = self._threads.run_here(self._next, iterator)
-                except Exception as error:
+                items, error = self._threads.run_here(self._run, iterator, first)
+                first = False
+                for item in items:
+                    if item is _END:
+                        finished = True
+                        return
+                    yield item
+                if error is not None:
                     finished = True
                     what = "a streamed item failed"
                     raise self.failures.logged(error, request_id, what) from None
-                if item is _END:
-                    finished = True
-                    return
-                yield item
         finally:
             if not finished:
                 self.close(iterator)

@@ -180,18 +180,21 @@ class Endpoints:
             host, infer_request = await self._open(request, call)
             yield call.request_id  # the route sends it as a header
             items = host.stream(infer_request)
+            ended = False
             try:
                 async for response in items:
                     guard.item_sent(call)
                     yield sse_event(encode_fields(response))
+                ended = True
             except ServingError as error:
                 if call.items == 0:
                     raise  # nothing sent yet: an ordinary HTTP error
                 call.status = error.http_status
                 yield sse_event(dumps({"error": str(error)}))
             finally:
-                with anyio.CancelScope(shield=True):
-                    await items.aclose()
+                if not ended:  # stopped between two items: closed, even if cancelled
+                    with anyio.CancelScope(shield=True):
+                        await items.aclose()
 
 
 def create_app(state: ServerState, guard: Guard, bodies: Bodies) -> InferRoute:

@@ -198,7 +198,11 @@ def test_an_abandoned_stream_is_closed():
 
 
 def pulled_ahead(
-    step_seconds: float, items: int = 40, other_job_at: int = 0, door: str = "loop"
+    step_seconds: float,
+    items: int = 40,
+    other_job_at: int = 0,
+    door: str = "loop",
+    item_bytes: int = 1,
 ) -> dict:
     """How many items a stream's generator had produced beyond those the reader had
     taken, at most, when each item takes `step_seconds` to make; and, if at item
@@ -222,7 +226,7 @@ def pulled_ahead(
                     most[0] = max(most[0], made - taken[0])
                     if made == other_job_at:
                         host._threads.post(other_job)
-                    yield {"y": np.array([made])}
+                    yield {"y": np.full(item_bytes, made, np.uint8)}
 
             return items_()
 
@@ -253,6 +257,14 @@ def test_quick_stream_items_are_pulled_in_runs_and_slow_ones_one_at_a_time(door)
     ahead = pulled_ahead(0, items=200, door=door)["ahead"]
     assert 2 * READ_AHEAD < ahead <= LONG_RUN + 1
     assert pulled_ahead(0.002, items=10, door=door)["ahead"] == 1
+
+
+@pytest.mark.parametrize("door", ["loop", "thread"])
+def test_large_items_are_pulled_one_at_a_time(door):
+    """A run ends once its items hold RUN_BYTES: a reader that stops leaves no more
+    than one large item (64 KiB) made ahead of it."""
+    assert pulled_ahead(0, items=40, door=door, item_bytes=64 * 1024)["ahead"] == 1
+    assert pulled_ahead(0, items=40, door=door, item_bytes=1024)["ahead"] <= 64
 
 
 @pytest.mark.parametrize("door", ["loop", "thread"])

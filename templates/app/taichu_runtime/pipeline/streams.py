@@ -3,10 +3,10 @@
 
 If _postprocess returns an iterator or generator (sync or async), each item is a
 response of its own. A slow reader holds back the generator instead of filling
-memory (a sync generator's quick items run at most LONG_RUN ahead of it). Items of a
-sync generator are pulled on the model thread in their turn, so other requests get
-theirs between two items (or two short runs of quick ones). A stream the client
-abandons is closed, so the generator's `finally` runs.
+memory (a sync generator's quick items run at most LONG_RUN items, or RUN_BYTES,
+ahead of it). Items of a sync generator are pulled on the model thread in their turn,
+so other requests get theirs between two items (or two short runs of quick ones). A
+stream the client abandons is closed, so the generator's `finally` runs.
 
 Why runs: the event loop and the model thread share a busy core, and a hand-over
 there and back costs more than a quick item. A stream alone pulls its quick items
@@ -28,10 +28,13 @@ _END = object()
 # A generator whose items take under QUICK_STEP seconds each is pulled in runs: up to
 # READ_AHEAD items in one turn of the model thread (another request then waits at most
 # about 4 ms for it), and on while nobody else waits, up to LONG_RUN items or RUN_TIME.
+# A run ends once its items hold RUN_BYTES: large items gain nothing from runs, and a
+# reader that stops would leave them held.
 QUICK_STEP = 0.0005
 READ_AHEAD = 8
 LONG_RUN = 64
 RUN_TIME = 0.004
+RUN_BYTES = 64 * 1024
 
 
 def is_stream(result: Any) -> bool:
@@ -41,6 +44,21 @@ def is_stream(result: Any) -> bool:
     return isinstance(result, (Iterator, AsyncIterator)) and not isinstance(
         result, (str, bytes, list, tuple, Mapping)
     )
+
+
+def rough_size(item: Any) -> int:
+    """About how many bytes a streamed item holds: its text, bytes and arrays are what
+    make an item large. Cheap, since it runs for every item."""
+    if isinstance(item, (str, bytes, bytearray)):
+        return len(item)
+    nbytes = getattr(item, "nbytes", None)  # numpy arrays, memoryviews
+    if isinstance(nbytes, int):
+        return nbytes
+    if isinstance(item, Mapping):
+        return sum(map(rough_size, item.values()))
+    if isinstance(item, (list, tuple)):
+        return 32 * len(item)  # a pointer and a small object each, at least
+    return 64
 
 
 class StreamItems:
@@ -135,19 +153,22 @@ class StreamItems:
         """On the model thread: the next items, and the error that ended the run if one
         did. One item if it is the stream's first or took QUICK_STEP or longer; else
         up to READ_AHEAD quick ones, and on while no other job waits for the thread
-        (up to LONG_RUN items within RUN_TIME)."""
+        (up to LONG_RUN items within RUN_TIME); never past RUN_BYTES."""
         items: List[Any] = []
+        held = 0
         clock = time.perf_counter
         started = step_started = clock()
         try:
             while True:
                 item = self._next(iterator)
                 items.append(item)
+                held += rough_size(item)
                 now = clock()
                 if (
                     item is _END
                     or first
                     or now - step_started >= QUICK_STEP
+                    or held >= RUN_BYTES
                     or (
                         len(items) >= READ_AHEAD
                         and (

@@ -4,7 +4,8 @@
 
 Every request is answered with 64 tokens sent as fast as the server can: the generated
 server (benchmarks/services/tokens.py, a generator), the bare stack
-(benchmarks/reference/token_echo.py: grpc.aio and Starlette SSE on uvicorn) and
+(benchmarks/reference/token_echo.py: grpc.aio and Starlette SSE on uvicorn; as
+`bare-threaded`, gRPC on grpcio's threaded server with a thread per stream) and
 MLServer 1.7 (a runtime whose predict_stream yields the tokens). Each over gRPC
 (ModelStreamInfer, one request per call) and SSE (generate_stream), with 1 and 64
 streams at once, each stream asking again as soon as its last token came. The server
@@ -111,6 +112,11 @@ def servers(tmp: Path, only: list[str], before: list[str]) -> dict:
             prompt,
         ),
     }
+    # grpcio's threaded server, a thread per stream as the generated server has them
+    every["bare-threaded"] = (
+        every["bare"][0] + " --threaded 1000",
+        *every["bare"][1:],
+    )
     for name, spec in mlserver_servers(mlserver, "tokens").items():
         every[name] = spec + (v2_prompt,)
     return {name: every[name] for name in only} | earlier

@@ -3,8 +3,9 @@ request is answered with TOKENS tokens ("tok"), as fast as they can be sent, by 
 grpc.aio ModelStreamInfer (Triton's ModelStreamInferResponse, a BYTES output
 text_output) and a Starlette SSE route on uvicorn with httptools and uvloop
 (`data: {"model_name": ..., "text_output": "tok"}` events), both on one event loop.
+With `--threaded N`, gRPC is served by grpcio's threaded server on N threads instead.
 
-    python token_echo.py --http-port 8080 --grpc-port 8081
+    python token_echo.py --http-port 8080 --grpc-port 8081 [--threaded 1000]
 """
 
 import argparse
@@ -12,6 +13,7 @@ import asyncio
 import json
 import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
@@ -35,6 +37,26 @@ class TokenStreams(pb2_grpc.GRPCInferenceServiceServicer):
 
     async def ModelStreamInfer(self, requests, context):
         async for request in requests:
+            for _ in range(TOKENS):
+                reply = pb2.ModelStreamInferResponse()
+                response = reply.infer_response
+                response.model_name = request.model_name
+                response.id = request.id
+                output = response.outputs.add(name="text_output", datatype="BYTES")
+                output.shape.append(1)
+                output.contents.bytes_contents.append(b"tok")
+                yield reply
+
+
+class ThreadedTokenStreams(pb2_grpc.GRPCInferenceServiceServicer):
+    """The same stream on grpcio's threaded server (--threaded), as the generated
+    server serves gRPC."""
+
+    def ServerReady(self, request, context):
+        return pb2.ServerReadyResponse(ready=True)
+
+    def ModelStreamInfer(self, requests, context):
+        for request in requests:
             for _ in range(TOKENS):
                 reply = pb2.ModelStreamInferResponse()
                 response = reply.infer_response
@@ -70,11 +92,18 @@ app = Starlette(
 )
 
 
-async def main(http_port: int, grpc_port: int) -> None:
-    server = grpc.aio.server()
-    pb2_grpc.add_GRPCInferenceServiceServicer_to_server(TokenStreams(), server)
-    server.add_insecure_port(f"127.0.0.1:{grpc_port}")
-    await server.start()
+async def main(http_port: int, grpc_port: int, threads: int) -> None:
+    if threads:  # kept alive by this frame until uvicorn returns
+        threaded = grpc.server(ThreadPoolExecutor(threads))
+        servicer = ThreadedTokenStreams()
+        pb2_grpc.add_GRPCInferenceServiceServicer_to_server(servicer, threaded)
+        threaded.add_insecure_port(f"127.0.0.1:{grpc_port}")
+        threaded.start()
+    else:
+        server = grpc.aio.server()
+        pb2_grpc.add_GRPCInferenceServiceServicer_to_server(TokenStreams(), server)
+        server.add_insecure_port(f"127.0.0.1:{grpc_port}")
+        await server.start()
     config = uvicorn.Config(
         app,
         host="127.0.0.1",
@@ -91,6 +120,12 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--http-port", type=int, default=8080)
     parser.add_argument("--grpc-port", type=int, default=8081)
+    parser.add_argument(
+        "--threaded",
+        type=int,
+        default=0,
+        help="serve gRPC on grpcio's threaded server with this many threads",
+    )
     args = parser.parse_args()
     uvloop.install()
-    asyncio.run(main(args.http_port, args.grpc_port))
+    asyncio.run(main(args.http_port, args.grpc_port, args.threaded))

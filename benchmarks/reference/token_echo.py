@@ -31,6 +31,18 @@ pb2, pb2_grpc = load()
 TOKENS = int(os.environ.get("TOKENS", "64"))
 
 
+def token_reply(request):
+    """One token of the answer to `request`: a BYTES output text_output."""
+    reply = pb2.ModelStreamInferResponse()
+    response = reply.infer_response
+    response.model_name = request.model_name
+    response.id = request.id
+    output = response.outputs.add(name="text_output", datatype="BYTES")
+    output.shape.append(1)
+    output.contents.bytes_contents.append(b"tok")
+    return reply
+
+
 class TokenStreams(pb2_grpc.GRPCInferenceServiceServicer):
     async def ServerReady(self, request, context):
         return pb2.ServerReadyResponse(ready=True)
@@ -38,14 +50,7 @@ class TokenStreams(pb2_grpc.GRPCInferenceServiceServicer):
     async def ModelStreamInfer(self, requests, context):
         async for request in requests:
             for _ in range(TOKENS):
-                reply = pb2.ModelStreamInferResponse()
-                response = reply.infer_response
-                response.model_name = request.model_name
-                response.id = request.id
-                output = response.outputs.add(name="text_output", datatype="BYTES")
-                output.shape.append(1)
-                output.contents.bytes_contents.append(b"tok")
-                yield reply
+                yield token_reply(request)
 
 
 class ThreadedTokenStreams(pb2_grpc.GRPCInferenceServiceServicer):
@@ -58,14 +63,7 @@ class ThreadedTokenStreams(pb2_grpc.GRPCInferenceServiceServicer):
     def ModelStreamInfer(self, requests, context):
         for request in requests:
             for _ in range(TOKENS):
-                reply = pb2.ModelStreamInferResponse()
-                response = reply.infer_response
-                response.model_name = request.model_name
-                response.id = request.id
-                output = response.outputs.add(name="text_output", datatype="BYTES")
-                output.shape.append(1)
-                output.contents.bytes_contents.append(b"tok")
-                yield reply
+                yield token_reply(request)
 
 
 async def generate_stream(request):

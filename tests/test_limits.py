@@ -417,6 +417,32 @@ def test_streams_nobody_reads_hold_their_generator_and_free_their_memory(
     assert still.status_code == 200
 
 
+def test_large_grpc_calls_give_their_memory_back_once_over(limited):
+    """The heap that large ModelInfer calls free is kept while they come (the next
+    ones reuse it) and given back a moment after the last one."""
+    server = limited()
+    channel = grpc.insecure_channel(server.grpc)
+    infer = channel.unary_unary(
+        "/inference.GRPCInferenceService/ModelInfer",
+        request_serializer=pb2.ModelInferRequest.SerializeToString,
+        response_deserializer=pb2.ModelInferResponse.FromString,
+    )
+    request = pb2.ModelInferRequest(model_name="ModelService")
+    request.inputs.add(name="x", datatype="FP32", shape=[1, 2**19])  # 2 MiB
+    request.raw_input_contents.append(np.ones(2**19, np.float32).tobytes())
+    assert infer(request, timeout=30).raw_output_contents
+    time.sleep(1.5)
+    start = process_tree_rss(server.process.pid)
+    with ThreadPoolExecutor(8) as pool:
+        replies = list(pool.map(lambda _: infer(request, timeout=30), range(200)))
+    assert all(len(r.raw_output_contents[0]) == 2**21 for r in replies)
+    time.sleep(3)
+    after = process_tree_rss(server.process.pid)
+    channel.close()
+    assert after - start < 20 * 2**20, (start, after)
+    still_serves(server)
+
+
 # -- connection age and keepalive ------------------------------------------------------
 
 

@@ -23,7 +23,7 @@ from typing import Any, Dict, Optional
 import grpc
 import uvicorn
 
-from . import retirement, watchdog
+from . import freed_memory, retirement, watchdog
 from .crash_replies import http_protocol
 from .errors import STOPPED, NotReady
 from .governance.guard import Guard
@@ -327,6 +327,7 @@ async def serve(
             state.set_loaded(host)
             listening.start()
             settle_heap()
+            freed_memory.mark()  # what the load freed is given back, not kept
             watchdog.watch(
                 settings.hook_timeout,
                 host,

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, List, Optional
 
+from . import freed_memory
 from .crash_replies import ConnectionLedger, HeldConnections
 from .reload import ProjectWatcher
 from .settings import HUNG, USER_MISTAKE, Settings, SettingsError, load_settings
@@ -64,7 +65,7 @@ def _worker_main(settings: Settings, http_socket, link: WorkerLink) -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(RECYCLE, signal.SIG_IGN)  # until serve() listens for it
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
-    _limit_malloc_arenas()
+    freed_memory.tune_malloc()
     if link.ledger is not None:
         link.ledger.in_worker()
     threading.Thread(
@@ -480,24 +481,6 @@ def resident_memory(pid: int) -> int:
     except (OSError, IndexError, ValueError):
         return 0
     return pages * os.sysconf("SC_PAGE_SIZE")
-
-
-M_ARENA_MAX = -8  # glibc's mallopt() parameter
-
-
-def _limit_malloc_arenas(arenas: int = 2) -> None:
-    """At most two glibc malloc arenas in a worker, unless MALLOC_ARENA_MAX says
-    otherwise. With a gRPC thread per call, each thread's large buffers otherwise land
-    in arenas of their own, and freed memory is not reused across them: the worker's
-    peak memory under many large tensors grows by a third for no speed."""
-    if os.environ.get("MALLOC_ARENA_MAX") or not sys.platform.startswith("linux"):
-        return
-    try:
-        import ctypes
-
-        ctypes.CDLL(None).mallopt(M_ARENA_MAX, arenas)
-    except (OSError, AttributeError):
-        pass  # not glibc (musl has no arenas to limit)
 
 
 def _exit_reason(exitcode: Optional[int]) -> str:

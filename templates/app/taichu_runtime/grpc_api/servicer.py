@@ -154,6 +154,8 @@ class InferenceServicer:
                 limit = self.guard.time_limit(context.time_remaining(), waited)
                 response = host.infer_blocking(request, self.loop, limit, arrival.time)
                 reply = codec.encode_response(response, request, self.dialect)
+                if _is_large(message):
+                    freed_memory.mark()  # given back a second after the last large call
         except ServingError as error:
             abort(context, error)
         except Exception:  # a bug of ours: INTERNAL, not grpcio's bare UNKNOWN
@@ -231,6 +233,15 @@ class InferenceServicer:
             last.id = message.id
             last.parameters[FINAL_RESPONSE].bool_param = True
             yield reply
+
+
+def _is_large(message) -> bool:
+    """Whether a ModelInfer message is large enough for its memory to be given back.
+    Raw contents are summed, since ByteSize() walks them slowly (0.6 ms for 4 MiB)."""
+    raw = message.raw_input_contents
+    if raw:
+        return sum(map(len, raw)) >= freed_memory.LARGE_WORK
+    return message.ByteSize() >= freed_memory.LARGE_WORK
 
 
 def _call_ended(context) -> bool:

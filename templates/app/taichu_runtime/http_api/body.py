@@ -18,9 +18,9 @@ from ..state import ServerState
 # would hold up every other request and health probe for as long as it takes.
 LARGE_BODY = 1024 * 1024
 
-# A body of several chunks up to this size is gathered and joined at its end; a larger
-# one grows in one buffer, which glibc maps on pages of its own once it is large.
-JOIN_UP_TO = 16 * 1024 * 1024
+# A body of several chunks up to this size is gathered in a list and joined at its end;
+# a larger one grows in a buffer that malloc maps on pages of its own.
+JOIN_UP_TO = freed_memory.MMAP_THRESHOLD
 
 
 class Gathered:
@@ -28,7 +28,7 @@ class Gathered:
     grown chunk by chunk is copied again on most growths while other bodies arrive
     beside it (realloc cannot grow it in place). Chunks under SMALL (a client that
     trickles its body) are gathered into blocks of BLOCK first, so that they cost no
-    object each. Past JOIN_UP_TO the body grows in one buffer all the same: glibc
+    object each. Past JOIN_UP_TO the body grows in one buffer all the same: malloc
     maps a buffer that large on pages of its own and grows it without a copy, where
     a join would hold the body twice for a moment."""
 

@@ -141,6 +141,13 @@ def wait_ready(http: str, seconds: float = 30) -> None:
     raise RuntimeError(f"{http} not ready after {seconds:g} s")
 
 
+def rotated(names: list, round_: int) -> list:
+    """`names` in the order of round `round_`: each starts it in turn, so that no
+    server always goes first (the first one started or loaded measures differently)."""
+    shift = round_ % len(names)
+    return names[shift:] + names[:shift]
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

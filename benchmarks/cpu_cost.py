@@ -19,8 +19,7 @@ an order that rotates from round to round: give as many rounds as servers, or a
 multiple) and loads them one after another, `--segments` times over in a new order
 each time; with `--together`, all at once, each by a load tool of its own, so that
 they share CPU 0 and the VM's slow and fast moments (what metrics cost is measured
-so). Each server
-is compared with the first one: the geometric mean of the ratios measured in the same
+so). Each server is compared with the first one: the geometric mean of the ratios measured in the same
 segment (seconds apart, so the drift of the VM's speed cancels), with a bootstrap 95 %
 interval that draws whole rounds (a round's segments share their processes), for CPU
 per request and for requests per second.
@@ -43,7 +42,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import NamedTuple, Optional
 
-from common import BENCH, free_port, render_project, server_command
+from common import BENCH, free_port, render_project, rotated, server_command
 from run import VARIANTS
 
 sys.path.insert(0, str(BENCH))
@@ -318,8 +317,7 @@ def main() -> None:
                 ]  # the echoes speak gRPC only
                 # Started in an order that rotates by round: loaded together, a server
                 # started later measured a few per cent less CPU per call (gRPC).
-                shift = round_ % len(names)
-                specs = {name: servers[name] for name in names[shift:] + names[:shift]}
+                specs = {name: servers[name] for name in rotated(names, round_)}
                 measured = run_round(specs, scenario, args, tmp, round_)
                 for name, rows in measured.items():
                     results[scenario][name] += rows

@@ -34,6 +34,7 @@ from common import (
     REPO,
     render_project,
     results_dir,
+    rotated,
     runtime_from,
     server_command,
     start_pinned,
@@ -193,7 +194,7 @@ def main() -> None:
             commands[f"taichu-{revision}"] = server_command(earlier, LIMITS)
         names = list(commands)
         for round_ in range(args.rounds):
-            order = names[round_ % len(names) :] + names[: round_ % len(names)]
+            order = rotated(names, round_)
             print(f"round {round_ + 1}: {', '.join(order)}", flush=True)
             for name in order:
                 bench.wait_cpu_idle("0,1")

@@ -38,6 +38,7 @@ from common import (
     mlserver_servers,
     render_project,
     results_dir,
+    rotated,
     runtime_from,
     server_command,
     start_pinned,
@@ -336,7 +337,7 @@ def main() -> None:
         )
         names = list(specs)
         for round_ in range(args.rounds):
-            order = names[round_ % len(names) :] + names[: round_ % len(names)]
+            order = rotated(names, round_)
             print(f"round {round_ + 1}: {', '.join(order)}", flush=True)
             for name in order:
                 bench.wait_cpu_idle("0,1")

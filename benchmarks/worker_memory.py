@@ -17,7 +17,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import BENCH, free_port, render_project, runtime_from, server_command
+from common import (
+    BENCH,
+    free_port,
+    render_project,
+    rotated,
+    runtime_from,
+    server_command,
+)
 
 
 def peak_kb(pid: int) -> int:
@@ -54,7 +61,7 @@ def main() -> None:
             projects[revision] = runtime_from(rendered, revision)
         names = list(projects)
         for round_ in range(args.rounds):
-            for name in names[round_ % len(names) :] + names[: round_ % len(names)]:
+            for name in rotated(names, round_):
                 print(f"round {round_ + 1}, {name}:")
                 measure(projects[name], args.duration, Path(tmp))
 

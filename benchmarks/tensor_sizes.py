@@ -9,7 +9,8 @@ with what it was sent and parses nothing: the stack's ceiling. wrk sends them on
 time (1 connection) and, with --connections, several at once. Reported: MB/s of
 tensor one way, its ratio to the bare echo and to a memcpy of the same size in this
 process (numpy), and how much one request grows the worker's peak resident memory
-(VmHWM) against its size on the wire. Servers pinned to CPU 0, wrk to CPU 1; servers
+(VmHWM) against its size on the wire, and the CPU time of the server's processes per
+request under each load. Servers pinned to CPU 0, wrk to CPU 1; servers
 started in turn, their order rotating by round; medians over rounds. The generated
 server runs with max_request_size and max_decoded_size raised to 256 MiB, since a
 64 MiB tensor plus its JSON header is over the default limit.
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -111,22 +113,27 @@ def peak_growth(pid: int, url: str, body: bytes, headers: dict) -> int:
 
 
 def measure(name: str, command: str, args, work: Path) -> dict:
+    ticks_per_second = os.sysconf("SC_CLK_TCK")
     server, http, _ = start_pinned(command, None, {}, work / f"{name}.log", 60)
     url = f"{http}/v2/models/ModelService/infer"
     cells = {}
     try:
         pid = worker_of(server)
-        for size in SIZES:
+        for size in args.sizes:
             body, headers, x = request(size)
             check(url, body, headers, x)
             cell = {"peak_growth": peak_growth(pid, url, body, headers) / len(body)}
             for connections in args.connections:
                 server.wait_idle()
+                ticks = server.cpu_ticks()
                 with tempfile.TemporaryDirectory() as tmp:
                     result = run_wrk(
                         url, body, headers, connections, args.seconds, tmp, timeout=30
                     )
+                used = (server.cpu_ticks() - ticks) / ticks_per_second
+                answered = result["rps"] * args.seconds
                 cell[f"mb_s c{connections}"] = result["rps"] * size / 1e6
+                cell[f"cpu_us c{connections}"] = used / answered * 1e6
                 cell[f"p50_ms c{connections}"] = result["p50_ms"]
                 cell[f"errors c{connections}"] = result["errors"]
             cells[size] = cell
@@ -142,24 +149,28 @@ def label(size: int) -> str:
 
 def table(results: dict, memcpy: dict, connections: list[int]) -> str:
     bare = results["bare"]
+    first = connections[0]
     lines = [
         "| tensor | server | "
-        + " | ".join(f"MB/s c{c} | / bare c{c}" for c in connections)
-        + " | p50 ms c1 | / memcpy c1 | peak growth × wire |",
-        "|---|---|" + "---:|---:|" * len(connections) + "---:|---:|---:|",
+        + " | ".join(f"MB/s c{c} | / bare c{c} | CPU µs c{c}" for c in connections)
+        + f" | p50 ms c{first} | / memcpy c{first} | peak growth × wire |",
+        "|---|---|" + "---:|---:|---:|" * len(connections) + "---:|---:|---:|",
     ]
-    for size in SIZES:
+    for size in memcpy:
         for name, cells in results.items():
             cell = cells[size]
             rates = " | ".join(
-                f"{cell[f'mb_s c{c}']:.0f} | {cell[f'mb_s c{c}'] / bare[size][f'mb_s c{c}']:.2f}×"
+                f"{cell[f'mb_s c{c}']:.0f} "
+                f"| {cell[f'mb_s c{c}'] / bare[size][f'mb_s c{c}']:.2f}× "
+                f"| {cell[f'cpu_us c{c}']:.0f}"
                 for c in connections
             )
             lines.append(
-                f"| {label(size)} | {name} | {rates} | {cell['p50_ms c1']:.2f} "
-                f"| {cell['mb_s c1'] / memcpy[size]:.3f} | {cell['peak_growth']:.2f} |"
+                f"| {label(size)} | {name} | {rates} | {cell[f'p50_ms c{first}']:.2f} "
+                f"| {cell[f'mb_s c{first}'] / memcpy[size]:.3f} "
+                f"| {cell['peak_growth']:.2f} |"
             )
-    sizes = ", ".join(f"{label(size)} {memcpy[size]:.0f}" for size in SIZES)
+    sizes = ", ".join(f"{label(size)} {memcpy[size]:.0f}" for size in memcpy)
     return "\n".join(lines) + f"\n\nmemcpy in this process, MB/s: {sizes}\n"
 
 
@@ -171,6 +182,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=4)
     parser.add_argument("--connections", default="1,8")
     parser.add_argument(
+        "--sizes",
+        default=",".join(str(size // KIB) for size in SIZES),
+        help="comma list of tensor sizes in KiB",
+    )
+    parser.add_argument(
         "--before",
         default="",
         help="comma list of git revisions: their runtime serves beside this one",
@@ -178,9 +194,10 @@ def main() -> None:
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     args.connections = [int(c) for c in args.connections.split(",")]
+    args.sizes = [int(size) * KIB for size in args.sizes.split(",")]
 
     out = results_dir(args.out)
-    memcpy = {size: memcpy_mb_s(size) for size in SIZES}
+    memcpy = {size: memcpy_mb_s(size) for size in args.sizes}
     runs: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         project = render_project(Path(tmp) / "project", "")
@@ -207,20 +224,27 @@ def main() -> None:
                 key: statistics.median(run[size][key] for run in cells)
                 for key in cells[0][size]
             }
-            for size in SIZES
+            for size in args.sizes
         }
         for name, cells in runs.items()
     }
     (out / "raw.json").write_text(json.dumps(runs, indent=1))
     (out / "table.md").write_text(table(results, memcpy, args.connections))
-    x = [size // KIB for size in SIZES]
-    lines = {name: [results[name][s]["mb_s c1"] for s in SIZES] for name in results}
+    x = [size // KIB for size in args.sizes]
+    first = args.connections[0]
+    lines = {
+        name: [results[name][s][f"mb_s c{first}"] for s in args.sizes]
+        for name in results
+    }
     curves(
         out / "tensor_sizes.png",
-        "One FP32 tensor there and back, HTTP binary extension, 1 connection, 1 core",
+        f"One FP32 tensor there and back, HTTP binary extension, {first} connection(s), 1 core",
         x,
-        lines | {"memcpy": [memcpy[s] for s in SIZES]},
-        {name: [results[name][s]["p50_ms c1"] for s in SIZES] for name in results},
+        lines | {"memcpy": [memcpy[s] for s in args.sizes]},
+        {
+            name: [results[name][s][f"p50_ms c{first}"] for s in args.sizes]
+            for name in results
+        },
         x_label="tensor size, KiB",
         throughput_label="MB/s of tensor, one way",
         latency_label="p50 latency, ms",

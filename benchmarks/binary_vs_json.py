@@ -103,7 +103,12 @@ def run_wrk(url, body, headers, connections, duration, tmp, timeout=2) -> dict:
     requests, micros, errors, p50 = map(
         int, re.search(r"RESULT (\d+) (\d+) (\d+) (\d+)", output).groups()
     )
-    return {"rps": requests / (micros / 1e6), "errors": errors, "p50_ms": p50 / 1000}
+    return {
+        "rps": requests / (micros / 1e6),
+        "requests": requests,
+        "errors": errors,
+        "p50_ms": p50 / 1000,
+    }
 
 
 def main() -> None:

@@ -10,8 +10,8 @@ time (1 connection) and, with --connections, several at once. Reported: MB/s of
 tensor one way, its ratio to the bare echo and to a memcpy of the same size in this
 process (numpy), and how much one request grows the worker's peak resident memory
 (VmHWM) against its size on the wire, and the CPU time of the server's processes per
-request under each load. Servers pinned to CPU 0, wrk to CPU 1; servers
-started in turn, their order rotating by round; medians over rounds. The generated
+request under each load. Servers pinned to CPU 0, wrk to CPU 1; servers started in
+turn, their order rotating by round; medians over rounds. The generated
 server runs with max_request_size and max_decoded_size raised to 256 MiB, since a
 64 MiB tensor plus its JSON header is over the default limit.
 """
@@ -47,6 +47,7 @@ sys.path.insert(0, str(BENCH))
 import bench  # noqa: E402
 
 KIB = 1024
+TICKS = os.sysconf("SC_CLK_TCK")  # of the CPU times in /proc
 SIZES = [KIB, 16 * KIB, 256 * KIB, 4 * KIB * KIB, 64 * KIB * KIB]
 LIMITS = {
     "TAICHU_MAX_REQUEST_SIZE": str(256 * KIB * KIB),
@@ -113,7 +114,6 @@ def peak_growth(pid: int, url: str, body: bytes, headers: dict) -> int:
 
 
 def measure(name: str, command: str, args, work: Path) -> dict:
-    ticks_per_second = os.sysconf("SC_CLK_TCK")
     server, http, _ = start_pinned(command, None, {}, work / f"{name}.log", 60)
     url = f"{http}/v2/models/ModelService/infer"
     cells = {}
@@ -130,10 +130,9 @@ def measure(name: str, command: str, args, work: Path) -> dict:
                     result = run_wrk(
                         url, body, headers, connections, args.seconds, tmp, timeout=30
                     )
-                used = (server.cpu_ticks() - ticks) / ticks_per_second
-                answered = result["rps"] * args.seconds
+                used = (server.cpu_ticks() - ticks) / TICKS
                 cell[f"mb_s c{connections}"] = result["rps"] * size / 1e6
-                cell[f"cpu_us c{connections}"] = used / answered * 1e6
+                cell[f"cpu_us c{connections}"] = used / result["requests"] * 1e6
                 cell[f"p50_ms c{connections}"] = result["p50_ms"]
                 cell[f"errors c{connections}"] = result["errors"]
             cells[size] = cell

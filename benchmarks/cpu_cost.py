@@ -19,10 +19,10 @@ an order that rotates from round to round: give as many rounds as servers, or a
 multiple) and loads them one after another, `--segments` times over in a new order
 each time; with `--together`, all at once, each by a load tool of its own, so that
 they share CPU 0 and the VM's slow and fast moments (what metrics cost is measured
-so). Each server is compared with the first one: the geometric mean of the ratios measured in the same
-segment (seconds apart, so the drift of the VM's speed cancels), with a bootstrap 95 %
-interval that draws whole rounds (a round's segments share their processes), for CPU
-per request and for requests per second.
+so). Each server is compared with the first one: the geometric mean of the ratios
+measured in the same segment (seconds apart, so the drift of the VM's speed cancels),
+with a bootstrap 95 % interval that draws whole rounds (a round's segments share
+their processes), for CPU per request and for requests per second.
 
 Servers: the generated identity project in each variant of run.py, the bare echoes of
 reference/grpc_echo.py (threaded server, with and without a hand-over; gRPC only) and,

@@ -50,7 +50,7 @@ def main() -> None:
     parser.add_argument(
         "--before",
         default="",
-        help="comma list of git revisions: their runtime is measured after this one",
+        help="comma list of git revisions: their runtime is measured beside this one",
     )
     parser.add_argument("--rounds", type=int, default=1, help="each in a new process")
     args = parser.parse_args()

@@ -8,11 +8,11 @@ up on pages of their own, and up to TRIM_THRESHOLD of freed memory kept at the t
 the heap instead of given back (and faulted in again) at each free. Each is left
 alone when its MALLOC_* variable is set.
 
-glibc keeps what is freed for reuse: after a burst of large requests or of streams,
-a worker would stay at its peak size for good. A second after the last large piece of work (an HTTP body or
-a gRPC call of LARGE_WORK or more, an ended stream, the model's load), the
-bookkeeping thread asks glibc to return its free pages (malloc_trim). Elsewhere than
-glibc there is nothing to do.
+glibc keeps what is freed for reuse: after a burst of large requests or of streams, a
+worker would stay at its peak size for good. A second after the last large piece of
+work (an HTTP body or a gRPC call of LARGE_WORK or more, an ended stream, the model's
+load), the bookkeeping thread asks glibc to return its free pages (malloc_trim).
+Elsewhere than glibc there is nothing to do.
 """
 
 import ctypes
